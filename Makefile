@@ -1,0 +1,153 @@
+# tulip - plain GNU make, no configure step. Every workflow is a target:
+#   make            libraries and tools under build/
+#   make demo       the showcase          make test      every CUnit suite
+#   make bench      JSON-line benchmarks  make coverage  gcov + lcov report
+#   make install PREFIX=/usr/local DESTDIR=   make uninstall
+# Options: CC=clang, SANITIZE=address,undefined, VALGRIND=1, TL_BACKEND=poll.
+
+CC       ?= cc
+AR       ?= ar
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+LIBDIR   ?= $(PREFIX)/lib
+INCDIR   ?= $(PREFIX)/include
+PKGDIR   ?= $(LIBDIR)/pkgconfig
+
+VERSION_MAJOR := $(shell sed -n 's/^\#define TL_VERSION_MAJOR \([0-9]*\)/\1/p' include/tulip/core.h)
+VERSION_MINOR := $(shell sed -n 's/^\#define TL_VERSION_MINOR \([0-9]*\)/\1/p' include/tulip/core.h)
+VERSION_PATCH := $(shell sed -n 's/^\#define TL_VERSION_PATCH \([0-9]*\)/\1/p' include/tulip/core.h)
+VERSION  := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
+SONAME   := libtulip.so.1
+
+# Each flavour builds in a folder of its own, so switching never mixes objects.
+ifneq ($(SANITIZE),)
+B        ?= build/sanitize
+SANFLAGS := -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer
+else ifneq ($(COVERAGE),)
+B        ?= build/coverage
+SANFLAGS := --coverage -O0
+else
+B        ?= build
+SANFLAGS :=
+endif
+
+OPT      ?= -O2
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+CFLAGS   ?= $(OPT) -g
+ALL_CFLAGS := -std=c11 $(WARN) $(CFLAGS) $(SANFLAGS) -Iinclude -fPIC -fvisibility=hidden -MMD -MP
+LDLIBS   := -lpthread
+
+LIB_SRC  := $(wildcard src/core/*.c src/backend/*.c src/loop/*.c src/future/*.c)
+LIB_OBJ  := $(LIB_SRC:%.c=$(B)/obj/%.o)
+TEST_SRC := $(wildcard tests/*.c)
+TEST_OBJ := $(TEST_SRC:%.c=$(B)/obj/%.o)
+BENCH_SRC := $(wildcard tools/bench/*.c)
+DEMO_SRC := $(wildcard tools/demo/*.c)
+
+SO       := $(B)/lib/$(SONAME)
+A        := $(B)/lib/libtulip.a
+TESTS    := $(B)/bin/tulip-tests
+BENCH    := $(B)/bin/tulip-bench
+DEMO     := $(B)/bin/tulip-demo
+
+# Programs link the static library (tests reach the same code the .so has);
+# the install test links the shared one through pkg-config.
+TOOL_CFLAGS := -std=c11 $(WARN) -Wno-missing-prototypes $(CFLAGS) $(SANFLAGS) -Iinclude -MMD -MP
+
+VALGRIND_CMD := valgrind --quiet --error-exitcode=99 --leak-check=full \
+	--show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible \
+	--child-silent-after-fork=yes --track-fds=no
+RUN_PREFIX := $(if $(VALGRIND),$(VALGRIND_CMD),)
+
+.PHONY: all lib tools test check deps demo bench coverage install uninstall clean abi-check
+
+all: lib tools
+
+lib: $(SO) $(B)/lib/libtulip.so $(A)
+
+tools: $(BENCH) $(DEMO)
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(B)/obj/tests/%.o: tests/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(TOOL_CFLAGS) -Isrc -c $< -o $@
+
+$(SO): $(LIB_OBJ) src/tulip.map
+	@mkdir -p $(dir $@)
+	$(CC) -shared $(SANFLAGS) -Wl,-soname,$(SONAME) -Wl,--version-script=src/tulip.map \
+		-Wl,-z,defs -o $@ $(LIB_OBJ) $(LDLIBS)
+
+$(B)/lib/libtulip.so: $(SO)
+	ln -sf $(SONAME) $@
+
+$(A): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	$(AR) rcs $@ $(LIB_OBJ)
+
+$(TESTS): $(TEST_OBJ) $(A)
+	@mkdir -p $(dir $@)
+	$(CC) $(SANFLAGS) -o $@ $(TEST_OBJ) $(A) -lcunit $(LDLIBS)
+
+$(BENCH): $(BENCH_SRC) $(A)
+	@mkdir -p $(dir $@)
+	$(CC) $(TOOL_CFLAGS) -o $@ $(BENCH_SRC) $(A) $(LDLIBS) -lm
+
+$(DEMO): $(DEMO_SRC) $(A)
+	@mkdir -p $(dir $@)
+	$(CC) $(TOOL_CFLAGS) -o $@ $(DEMO_SRC) $(A) $(LDLIBS)
+
+# Debian packages the build, the tests and the reports need; installed only
+# when missing, and only as root (otherwise the list is printed).
+deps:
+	@sh tools/deps.sh
+
+test: deps
+	@$(MAKE) --no-print-directory lib $(TESTS)
+	TL_TEST_BUILD=$(B) $(RUN_PREFIX) $(TESTS) $(SUITES)
+
+check: test
+
+demo: deps
+	@$(MAKE) --no-print-directory $(DEMO)
+	$(DEMO)
+
+bench:
+	@$(MAKE) --no-print-directory $(BENCH)
+	$(BENCH) $(BENCHES)
+
+coverage: deps
+	rm -rf build/coverage coverage/html coverage/tulip.info
+	$(MAKE) --no-print-directory COVERAGE=1 test
+	lcov --quiet --capture --rc lcov_branch_coverage=1 --directory build/coverage/obj/src \
+		--output-file coverage/tulip.info
+	genhtml --quiet --branch-coverage --output-directory coverage/html coverage/tulip.info
+	@lcov --summary --rc lcov_branch_coverage=1 coverage/tulip.info 2>&1 | grep -E 'lines|branches'
+	@echo "coverage report: coverage/html/index.html"
+
+$(B)/tulip.pc: tools/tulip.pc.in Makefile
+	@mkdir -p $(dir $@)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
+		-e 's|@VERSION@|$(VERSION)|' $< > $@
+
+install: lib $(B)/tulip.pc
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR)/tulip $(DESTDIR)$(PKGDIR)
+	install -m 755 $(SO) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libtulip.so
+	install -m 644 $(A) $(DESTDIR)$(LIBDIR)/libtulip.a
+	install -m 644 include/tulip.h $(DESTDIR)$(INCDIR)/tulip.h
+	install -m 644 include/tulip/*.h $(DESTDIR)$(INCDIR)/tulip/
+	install -m 644 $(B)/tulip.pc $(DESTDIR)$(PKGDIR)/tulip.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libtulip.so \
+		$(DESTDIR)$(LIBDIR)/libtulip.a $(DESTDIR)$(INCDIR)/tulip.h $(DESTDIR)$(PKGDIR)/tulip.pc
+	rm -rf $(DESTDIR)$(INCDIR)/tulip
+
+clean:
+	rm -rf build coverage/html coverage/tulip.info
+
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d)

@@ -1,0 +1,13 @@
+/*
+ * tulip.h - the whole public ABI of tulip, asyncio's design in C.
+ * Include this, or the module headers under tulip/ one by one.
+ */
+#ifndef TULIP_H
+#define TULIP_H
+
+#include "tulip/core.h"
+#include "tulip/backend.h"
+#include "tulip/loop.h"
+#include "tulip/future.h"
+
+#endif /* TULIP_H */

@@ -1,0 +1,47 @@
+/*
+ * The small platform file: what the portable modules (loop, future, and
+ * later task and sync) need from the OS, without naming an OS header.
+ * POSIX: platform_posix.c. Windows: win/platform_win.c.
+ */
+#ifndef TL_CORE_PLATFORM_H
+#define TL_CORE_PLATFORM_H
+
+#include <stdint.h>
+
+#if defined(_MSC_VER) && !defined(__clang__)
+#  define TL__THREAD_LOCAL __declspec(thread)
+#else
+#  define TL__THREAD_LOCAL _Thread_local
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#  define TL__LIKELY(x) __builtin_expect(!!(x), 1)
+#  define TL__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#  define TL__LIKELY(x) (x)
+#  define TL__UNLIKELY(x) (x)
+#endif
+
+/* A cheap identity for the calling thread: the address of a thread-local
+ * byte. Distinct for threads alive at the same time. */
+extern TL__THREAD_LOCAL char tl__thread_marker;
+static inline uintptr_t tl__thread_self(void) {
+    return (uintptr_t)&tl__thread_marker;
+}
+
+/* Monotonic nanoseconds (tl_now_ns). */
+uint64_t tl__time_ns(void);
+
+/* A plain mutex in storage the portable code can embed. */
+typedef struct tl__mutex {
+    _Alignas(16) unsigned char opaque[64];
+} tl__mutex_t;
+int tl__mutex_init(tl__mutex_t *m);
+void tl__mutex_destroy(tl__mutex_t *m);
+void tl__mutex_lock(tl__mutex_t *m);
+void tl__mutex_unlock(tl__mutex_t *m);
+
+/* Read an environment variable (NULL if unset). */
+const char *tl__getenv(const char *name);
+
+#endif

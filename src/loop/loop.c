@@ -1,0 +1,524 @@
+/*
+ * The event loop's life cycle and iteration (asyncio's base_events): the
+ * ready queue, handles, timers, calls from other threads, run/stop/close.
+ * Descriptors, signals and the exception handler are in loop_io.c.
+ */
+#include <string.h>
+
+#include "../core/alloc.h"
+#include "loop_int.h"
+#include "tulip/loop.h"
+
+#define DEFAULT_SLOW_NS (100 * 1000000LL)
+
+static TL__THREAD_LOCAL tl_loop_t *running_loop;
+
+/* ---- ready queue ------------------------------------------------------ */
+
+static int ring_grow(tl_loop_t *loop) {
+    size_t ncap = loop->cap ? loop->cap * 2 : 1024;
+    tl__ready_t *r = tl__malloc(ncap * sizeof(*r));
+    if (r == NULL)
+        return TL_ENOMEM;
+    for (size_t i = 0; i < loop->count; i++)
+        r[i] = loop->ring[(loop->head + i) & (loop->cap - 1)];
+    tl__free(loop->ring);
+    loop->ring = r;
+    loop->head = 0;
+    loop->cap = ncap;
+    return 0;
+}
+
+int tl__ready_push(tl_loop_t *loop, tl_callback_t cb, void *ctx, uint32_t slot) {
+    if (TL__UNLIKELY(loop->count == loop->cap) && ring_grow(loop))
+        return TL_ENOMEM;
+    tl__ready_t *e = &loop->ring[(loop->head + loop->count) & (loop->cap - 1)];
+    e->cb = cb;
+    e->ctx = ctx;
+    e->slot = slot;
+    loop->count++;
+    return 0;
+}
+
+/* ---- handles ---------------------------------------------------------- */
+
+static tl_handle_t handle_of(tl_loop_t *loop, uint32_t id) {
+    return ((uint64_t)loop->slots[id].gen << 32) | (uint64_t)(id + 1);
+}
+
+/* A slot for a new handle, or (uint32_t)-1 when out of memory. */
+static uint32_t slot_alloc(tl_loop_t *loop) {
+    uint32_t id;
+    if (loop->free_slot) {
+        id = loop->free_slot - 1;
+        loop->free_slot = loop->slots[id].next_free;
+    } else {
+        if (loop->nslots >= UINT32_MAX - 1)
+            return (uint32_t)-1;
+        size_t cap = loop->slots_cap;
+        if (tl__grow((void **)&loop->slots, &cap, loop->nslots + 1,
+                     sizeof(*loop->slots)))
+            return (uint32_t)-1;
+        size_t pcap = loop->slots_cap;
+        if (tl__grow((void **)&loop->heap_pos, &pcap, cap, sizeof(uint32_t))) {
+            /* keep slots_cap as the capacity both arrays have */
+            return (uint32_t)-1;
+        }
+        loop->slots_cap = cap;
+        id = (uint32_t)loop->nslots++;
+        loop->slots[id].gen = 1;
+    }
+    tl__slot_t *s = &loop->slots[id];
+    s->drop = NULL;
+    s->next_free = 0;
+    return id;
+}
+
+static void slot_free(tl_loop_t *loop, uint32_t id) {
+    tl__slot_t *s = &loop->slots[id];
+    s->state = SLOT_FREE;
+    s->gen = s->gen + 1 ? s->gen + 1 : 1;
+    s->next_free = loop->free_slot;
+    loop->free_slot = id + 1;
+}
+
+/* The slot a live handle names, or NULL. */
+static tl__slot_t *slot_of(tl_loop_t *loop, tl_handle_t h, uint32_t *id) {
+    uint32_t idx = (uint32_t)h;
+    if (idx == 0 || idx > loop->nslots)
+        return NULL;
+    tl__slot_t *s = &loop->slots[idx - 1];
+    if (s->gen != (uint32_t)(h >> 32) || s->state == SLOT_FREE)
+        return NULL;
+    *id = idx - 1;
+    return s;
+}
+
+int tl_handle_cancel(tl_loop_t *loop, tl_handle_t h) {
+    int rc = tl__loop_check(loop);
+    if (rc)
+        return rc;
+    uint32_t id;
+    tl__slot_t *s = slot_of(loop, h, &id);
+    if (s == NULL || s->state == SLOT_CANCELLED)
+        return 0;
+    if (s->state == SLOT_TIMER) {
+        tl__heap_remove(&loop->timers, loop->heap_pos[id], loop->heap_pos);
+        if (s->drop)
+            s->drop(s->ctx);
+        slot_free(loop, id);
+    } else {
+        s->state = SLOT_CANCELLED; /* its ready entry skips it */
+    }
+    return 1;
+}
+
+int tl_handle_pending(tl_loop_t *loop, tl_handle_t h) {
+    int rc = tl__loop_check(loop);
+    if (rc)
+        return rc;
+    uint32_t id;
+    tl__slot_t *s = slot_of(loop, h, &id);
+    return s != NULL && s->state != SLOT_CANCELLED;
+}
+
+/* ---- scheduling ------------------------------------------------------- */
+
+static int push_slotted(tl_loop_t *loop, tl_callback_t cb, tl_callback_t drop,
+                        void *ctx, tl_handle_t *handle) {
+    uint32_t id = slot_alloc(loop);
+    if (id == (uint32_t)-1)
+        return TL_ENOMEM;
+    if (tl__ready_push(loop, cb, ctx, id + 1)) {
+        slot_free(loop, id);
+        return TL_ENOMEM;
+    }
+    loop->slots[id].state = SLOT_READY;
+    loop->slots[id].drop = drop;
+    loop->slots[id].ctx = ctx;
+    if (handle)
+        *handle = handle_of(loop, id);
+    return 0;
+}
+
+int tl_loop_call_soon(tl_loop_t *loop, tl_callback_t cb, void *ctx,
+                      tl_handle_t *handle) {
+    int rc = tl__loop_check(loop);
+    if (rc)
+        return rc;
+    if (cb == NULL)
+        return TL_EINVAL;
+    if (handle == NULL)
+        return tl__ready_push(loop, cb, ctx, 0);
+    return push_slotted(loop, cb, NULL, ctx, handle);
+}
+
+int tl__loop_call_soon_drop(tl_loop_t *loop, tl_callback_t cb,
+                            tl_callback_t drop, void *ctx) {
+    int rc = tl__loop_check(loop);
+    if (rc)
+        return rc;
+    return push_slotted(loop, cb, drop, ctx, NULL);
+}
+
+int tl_loop_call_at(tl_loop_t *loop, int64_t when_ns, tl_callback_t cb,
+                    void *ctx, tl_handle_t *handle) {
+    int rc = tl__loop_check(loop);
+    if (rc)
+        return rc;
+    if (cb == NULL)
+        return TL_EINVAL;
+    uint32_t id = slot_alloc(loop);
+    if (id == (uint32_t)-1)
+        return TL_ENOMEM;
+    tl__heap_entry_t e = {when_ns < 0 ? 0 : (uint64_t)when_ns,
+                          loop->timer_seq++, id};
+    if (tl__heap_push(&loop->timers, e, loop->heap_pos)) {
+        slot_free(loop, id);
+        return TL_ENOMEM;
+    }
+    tl__slot_t *s = &loop->slots[id];
+    s->state = SLOT_TIMER;
+    s->cb = cb;
+    s->ctx = ctx;
+    if (handle)
+        *handle = handle_of(loop, id);
+    return 0;
+}
+
+int tl_loop_call_later(tl_loop_t *loop, int64_t delay_ns, tl_callback_t cb,
+                       void *ctx, tl_handle_t *handle) {
+    if (delay_ns < 0)
+        delay_ns = 0;
+    uint64_t now = tl__time_ns();
+    int64_t when = (uint64_t)delay_ns > (uint64_t)INT64_MAX - now
+                       ? INT64_MAX
+                       : (int64_t)(now + (uint64_t)delay_ns);
+    return tl_loop_call_at(loop, when, cb, ctx, handle);
+}
+
+/* ---- calls from other threads ----------------------------------------- */
+
+int tl__loop_call_soon_threadsafe_drop(tl_loop_t *loop, tl_callback_t cb,
+                                       tl_callback_t drop, void *ctx) {
+    if (loop == NULL || cb == NULL)
+        return TL_EINVAL;
+    int rc = 0;
+    tl__mutex_lock(&loop->ts_lock);
+    if (loop->closed) {
+        rc = TL_ECLOSED;
+    } else if (tl__grow((void **)&loop->ts_q, &loop->ts_cap, loop->ts_n + 1,
+                        sizeof(*loop->ts_q))) {
+        rc = TL_ENOMEM;
+    } else {
+        loop->ts_q[loop->ts_n++] = (tl__tsentry_t){cb, drop, ctx};
+        atomic_store(&loop->ts_pending, 1);
+        /* One wakeup per batch; made under the lock so close() cannot free
+         * the backend in between. */
+        if (!loop->ts_signalled) {
+            loop->ts_signalled = 1;
+            loop->be->wakeup(loop->be_state);
+        }
+    }
+    tl__mutex_unlock(&loop->ts_lock);
+    return rc;
+}
+
+int tl_loop_call_soon_threadsafe(tl_loop_t *loop, tl_callback_t cb, void *ctx) {
+    return tl__loop_call_soon_threadsafe_drop(loop, cb, NULL, ctx);
+}
+
+static void take_threadsafe(tl_loop_t *loop) {
+    tl__mutex_lock(&loop->ts_lock);
+    tl__tsentry_t *q = loop->ts_q;
+    size_t n = loop->ts_n, cap = loop->ts_cap;
+    loop->ts_q = loop->ts_spare;
+    loop->ts_cap = loop->ts_spare_cap;
+    loop->ts_n = 0;
+    loop->ts_signalled = 0;
+    atomic_store(&loop->ts_pending, 0);
+    tl__mutex_unlock(&loop->ts_lock);
+    for (size_t i = 0; i < n; i++) {
+        int rc = q[i].drop ? push_slotted(loop, q[i].cb, q[i].drop, q[i].ctx, NULL)
+                           : tl__ready_push(loop, q[i].cb, q[i].ctx, 0);
+        if (rc) {
+            if (q[i].drop)
+                q[i].drop(q[i].ctx);
+            tl__loop_report(loop, "a callback from another thread was lost", rc);
+        }
+    }
+    loop->ts_spare = q;
+    loop->ts_spare_cap = cap;
+}
+
+/* ---- life cycle ------------------------------------------------------- */
+
+int tl_loop_new(const tl_loop_options_t *opts, tl_loop_t **out) {
+    if (out == NULL)
+        return TL_EINVAL;
+    tl_loop_options_t o = {0};
+    if (opts) {
+        if (opts->size < sizeof(size_t) || opts->size > sizeof(o))
+            return TL_EINVAL;
+        memcpy(&o, opts, opts->size);
+    }
+    if (o.slow_callback_ns < 0)
+        return TL_EINVAL;
+    const tl_backend_ops_t *be = o.backend ? o.backend : tl_backend_default();
+    if (be == NULL || be->size < sizeof(tl_backend_ops_t) || !be->create ||
+        !be->close || !be->watch || !be->unwatch || !be->poll || !be->wakeup)
+        return TL_EINVAL;
+
+    tl_loop_t *loop = tl__calloc(1, sizeof(*loop));
+    if (loop == NULL)
+        return TL_ENOMEM;
+    int rc = tl__mutex_init(&loop->ts_lock);
+    if (rc) {
+        tl__free(loop);
+        return rc;
+    }
+    rc = be->create(&loop->be_state);
+    if (rc) {
+        tl__mutex_destroy(&loop->ts_lock);
+        tl__free(loop);
+        return rc;
+    }
+    atomic_init(&loop->refs, 1);
+    atomic_init(&loop->ts_pending, 0);
+    loop->owner = tl__thread_self();
+    loop->be = be;
+    if (o.debug == 0) {
+        const char *env = tl__getenv("TL_DEBUG");
+        loop->debug = env != NULL && strcmp(env, "1") == 0;
+    } else {
+        loop->debug = o.debug > 0;
+    }
+    loop->slow_ns = o.slow_callback_ns ? o.slow_callback_ns : DEFAULT_SLOW_NS;
+    *out = loop;
+    return 0;
+}
+
+/* Discard a ready entry without running it. */
+static void discard(tl_loop_t *loop, const tl__ready_t *e) {
+    if (e->slot) {
+        tl__slot_t *s = &loop->slots[e->slot - 1];
+        if (s->drop)
+            s->drop(e->ctx);
+        slot_free(loop, e->slot - 1);
+    }
+}
+
+int tl_loop_close(tl_loop_t *loop) {
+    if (loop == NULL)
+        return TL_EINVAL;
+    if (loop->owner != tl__thread_self())
+        return TL_EWRONGTHREAD;
+    if (loop->closed)
+        return 0;
+    if (loop->running)
+        return TL_ERUNNING;
+    tl__mutex_lock(&loop->ts_lock);
+    loop->closed = 1; /* from here on no thread adds work */
+    tl__mutex_unlock(&loop->ts_lock);
+
+    /* Release what pending work owns. Drops may call back into the loop;
+     * they get TL_ECLOSED. */
+    while (loop->count) {
+        tl__ready_t e = loop->ring[loop->head];
+        loop->head = (loop->head + 1) & (loop->cap - 1);
+        loop->count--;
+        discard(loop, &e);
+    }
+    while (loop->timers.n) {
+        uint32_t id = loop->timers.v[0].id;
+        tl__heap_remove(&loop->timers, 0, loop->heap_pos);
+        if (loop->slots[id].drop)
+            loop->slots[id].drop(loop->slots[id].ctx);
+        slot_free(loop, id);
+    }
+    for (size_t i = 0; i < loop->ts_n; i++)
+        if (loop->ts_q[i].drop)
+            loop->ts_q[i].drop(loop->ts_q[i].ctx);
+    loop->ts_n = 0;
+    tl__loop_close_io(loop);
+    loop->be->close(loop->be_state);
+    loop->be_state = NULL;
+
+    tl__free(loop->ring);
+    tl__free(loop->slots);
+    tl__free(loop->heap_pos);
+    tl__heap_free(&loop->timers);
+    tl__free(loop->ts_q);
+    tl__free(loop->ts_spare);
+    loop->ring = NULL;
+    loop->slots = NULL;
+    loop->heap_pos = NULL;
+    loop->ts_q = loop->ts_spare = NULL;
+    loop->cap = loop->count = loop->nslots = loop->slots_cap = 0;
+    loop->ts_cap = loop->ts_spare_cap = 0;
+    loop->free_slot = 0;
+    return 0;
+}
+
+int tl_loop_ref(tl_loop_t *loop) {
+    if (loop == NULL)
+        return TL_EINVAL;
+    atomic_fetch_add(&loop->refs, 1);
+    return 0;
+}
+
+int tl_loop_unref(tl_loop_t *loop) {
+    if (loop == NULL)
+        return TL_EINVAL;
+    if (atomic_fetch_sub(&loop->refs, 1) != 1)
+        return 0;
+    if (!loop->closed && loop->owner == tl__thread_self() && !loop->running)
+        tl_loop_close(loop);
+    tl__mutex_destroy(&loop->ts_lock);
+    tl__free(loop);
+    return 0;
+}
+
+/* ---- running ---------------------------------------------------------- */
+
+static int64_t poll_timeout(tl_loop_t *loop, int64_t max_wait) {
+    if (loop->count || loop->stopping || atomic_load(&loop->ts_pending) ||
+        (loop->sig && tl__sig_any(loop->sig)))
+        return 0;
+    const tl__heap_entry_t *top = tl__heap_top(&loop->timers);
+    if (top == NULL)
+        return max_wait;
+    uint64_t now = tl__time_ns();
+    int64_t wait = top->key > now ? (int64_t)(top->key - now) : 0;
+    return (max_wait >= 0 && max_wait < wait) ? max_wait : wait;
+}
+
+static void expire_timers(tl_loop_t *loop) {
+    if (loop->timers.n == 0)
+        return;
+    uint64_t now = tl__time_ns();
+    const tl__heap_entry_t *top;
+    while ((top = tl__heap_top(&loop->timers)) && top->key <= now) {
+        uint32_t id = top->id;
+        tl__slot_t *s = &loop->slots[id];
+        if (tl__ready_push(loop, s->cb, s->ctx, id + 1)) {
+            tl__loop_report(loop, "could not queue an expired timer", TL_ENOMEM);
+            return; /* it stays in the heap and is tried again */
+        }
+        tl__heap_remove(&loop->timers, 0, loop->heap_pos);
+        loop->slots[id].state = SLOT_READY;
+    }
+}
+
+/* One iteration, as the header describes. */
+static int iterate(tl_loop_t *loop, int64_t max_wait) {
+    int64_t timeout = poll_timeout(loop, max_wait);
+    if (timeout != 0 || loop->nwatched) {
+        int n = loop->be->poll(loop->be_state, timeout, loop->events,
+                               TL__EVENTS_PER_POLL);
+        if (n < 0)
+            return n;
+        tl__loop_dispatch_io(loop, n);
+    }
+    if (atomic_load_explicit(&loop->ts_pending, memory_order_acquire))
+        take_threadsafe(loop);
+    if (loop->sig && tl__sig_any(loop->sig))
+        tl__loop_take_signals(loop);
+    expire_timers(loop);
+
+    /* Only what is ready now runs; later additions wait a turn. */
+    for (size_t todo = loop->count; todo > 0 && !loop->closed; todo--) {
+        tl__ready_t e = loop->ring[loop->head];
+        loop->head = (loop->head + 1) & (loop->cap - 1);
+        loop->count--;
+        if (e.slot) {
+            uint32_t id = e.slot - 1;
+            int cancelled = loop->slots[id].state == SLOT_CANCELLED;
+            if (cancelled) {
+                discard(loop, &e);
+                continue;
+            }
+            slot_free(loop, id);
+        }
+        tl__loop_run_callback(loop, e.cb, e.ctx);
+    }
+    return 0;
+}
+
+static int run_begin(tl_loop_t *loop) {
+    int rc = tl__loop_check(loop);
+    if (rc)
+        return rc;
+    if (running_loop != NULL)
+        return TL_ERUNNING;
+    running_loop = loop;
+    loop->running = 1;
+    atomic_fetch_add(&loop->refs, 1); /* callbacks may drop the last ref */
+    return 0;
+}
+
+static void run_end(tl_loop_t *loop) {
+    loop->running = 0;
+    running_loop = NULL;
+    tl_loop_unref(loop);
+}
+
+int tl_loop_run_forever(tl_loop_t *loop) {
+    int rc = run_begin(loop);
+    if (rc)
+        return rc;
+    for (;;) {
+        rc = iterate(loop, -1);
+        if (rc || loop->stopping)
+            break;
+    }
+    loop->stopping = 0;
+    run_end(loop);
+    return rc;
+}
+
+int tl_loop_run_once(tl_loop_t *loop, int64_t timeout_ns) {
+    int rc = run_begin(loop);
+    if (rc)
+        return rc;
+    rc = iterate(loop, timeout_ns < 0 ? -1 : timeout_ns);
+    run_end(loop);
+    return rc;
+}
+
+int tl_loop_stop(tl_loop_t *loop) {
+    int rc = tl__loop_check(loop);
+    if (rc)
+        return rc;
+    loop->stopping = 1;
+    return 0;
+}
+
+void tl_loop_stop_cb(void *loop) { tl_loop_stop(loop); }
+
+int tl_loop_is_running(const tl_loop_t *loop) {
+    if (loop == NULL)
+        return TL_EINVAL;
+    if (loop->owner != tl__thread_self())
+        return TL_EWRONGTHREAD;
+    return loop->running;
+}
+
+int tl_loop_is_closed(const tl_loop_t *loop) {
+    if (loop == NULL)
+        return TL_EINVAL;
+    if (loop->owner != tl__thread_self())
+        return TL_EWRONGTHREAD;
+    return loop->closed;
+}
+
+int64_t tl_loop_time(const tl_loop_t *loop) {
+    int rc = tl__loop_check(loop);
+    return rc ? rc : (int64_t)tl__time_ns();
+}
+
+tl_loop_t *tl_loop_get_running(void) { return running_loop; }
+
+const char *tl_loop_backend_name(const tl_loop_t *loop) {
+    return loop ? loop->be->name : NULL;
+}
