@@ -1,7 +1,7 @@
 #!/bin/sh
 # Install the Debian packages tulip's build, tests and reports need, when
 # some are missing. As root it runs apt-get; otherwise it prints the command.
-pkgs="gcc make pkg-config libcunit1-dev valgrind lcov binutils"
+pkgs="gcc g++ make pkg-config libcunit1-dev valgrind lcov binutils"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
