@@ -59,7 +59,7 @@ VALGRIND_CMD := valgrind --quiet --error-exitcode=99 --leak-check=full \
 	--child-silent-after-fork=yes --track-fds=no
 RUN_PREFIX := $(if $(VALGRIND),$(VALGRIND_CMD),)
 
-.PHONY: all lib tools test check deps demo bench coverage install uninstall clean abi-check
+.PHONY: all lib tools test check deps demo bench coverage install uninstall clean abi-check abi-baseline
 
 all: lib tools
 
@@ -123,8 +123,9 @@ coverage: deps
 	rm -rf build/coverage coverage/html coverage/tulip.info
 	$(MAKE) --no-print-directory COVERAGE=1 test
 	lcov --quiet --capture --rc lcov_branch_coverage=1 --directory build/coverage/obj/src \
-		--output-file coverage/tulip.info
-	genhtml --quiet --branch-coverage --output-directory coverage/html coverage/tulip.info
+		--output-file coverage/tulip.info 2>&1 | grep -v 'redefined at' || true
+	genhtml --quiet --branch-coverage --output-directory coverage/html coverage/tulip.info 2>&1 \
+		| grep -v 'redefined at' || true
 	@lcov --summary --rc lcov_branch_coverage=1 coverage/tulip.info 2>&1 | grep -E 'lines|branches'
 	@echo "coverage report: coverage/html/index.html"
 
@@ -151,3 +152,16 @@ clean:
 	rm -rf build coverage/html coverage/tulip.info
 
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+
+# The exported ABI against the stored baseline (libabigail). Added functions
+# pass; removed or changed ones fail. `make abi-baseline` records a new one.
+ABI_BASE := tools/abi/libtulip.abi
+abi-check: lib
+	abidw --no-corpus-path --headers-dir include --out-file $(B)/libtulip.abi $(SO)
+	@abidiff --headers-dir1 include --headers-dir2 include $(ABI_BASE) $(B)/libtulip.abi; rc=$$?; \
+	if [ $$((rc & 11)) -ne 0 ]; then echo "abi-check: incompatible ABI change (abidiff $$rc)"; exit 1; fi; \
+	echo "abi-check: compatible with $(ABI_BASE)"
+
+abi-baseline: lib
+	@mkdir -p $(dir $(ABI_BASE))
+	abidw --no-corpus-path --headers-dir include --out-file $(ABI_BASE) $(SO)
