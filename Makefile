@@ -151,7 +151,7 @@ uninstall:
 clean:
 	rm -rf build coverage/html coverage/tulip.info
 
--include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(DEMO).d $(BENCH).d
 
 # The exported ABI against the stored baseline (libabigail). Added functions
 # pass; removed or changed ones fail. `make abi-baseline` records a new one.

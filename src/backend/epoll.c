@@ -4,6 +4,7 @@
 
 #ifdef __linux__
 #include <errno.h>
+#include <stdatomic.h>
 #include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
@@ -14,9 +15,12 @@
 #define WAKE_TAG UINT64_MAX
 #define MAX_BATCH 1024
 
+/* Whether epoll_pwait2 (nanosecond timeouts, Linux 5.11+) exists; learnt
+ * once per process, so a kernel (or valgrind) without it is asked once. */
+static atomic_int no_pwait2;
+
 typedef struct epoll_state {
     int epfd;
-    int have_pwait2; /* nanosecond timeouts (Linux 5.11+) */
     tl__wakeup_t wake;
     struct epoll_event ev[MAX_BATCH];
 } epoll_state_t;
@@ -36,7 +40,6 @@ static int ep_create(void **out) {
     epoll_state_t *s = tl__malloc(sizeof(*s));
     if (s == NULL)
         return TL_ENOMEM;
-    s->have_pwait2 = 1;
     s->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (s->epfd < 0) {
         int rc = tl_translate_sys_error(errno);
@@ -92,13 +95,13 @@ static int ep_unwatch(void *state, tl_fd_t fd, unsigned prev) {
 }
 
 static int wait_events(epoll_state_t *s, int64_t timeout_ns, int max) {
-    if (timeout_ns > 0 && s->have_pwait2) {
+    if (timeout_ns > 0 && !atomic_load_explicit(&no_pwait2, memory_order_relaxed)) {
         struct timespec ts = {(time_t)(timeout_ns / 1000000000),
                               (long)(timeout_ns % 1000000000)};
         int n = epoll_pwait2(s->epfd, s->ev, max, &ts, NULL);
         if (n >= 0 || errno != ENOSYS)
             return n;
-        s->have_pwait2 = 0;
+        atomic_store(&no_pwait2, 1);
     }
     int ms = -1;
     if (timeout_ns >= 0) /* round up: waking early would spin */
