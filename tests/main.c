@@ -2,6 +2,7 @@
  * tulip-tests: runs every registered CUnit suite, or the suites named on the
  * command line. Exit status 0 only when every test passed.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,12 +36,16 @@ typedef union header {
     max_align_t align;
 } header_t;
 
-static long live, count, fail_at;
+/* Atomic: threaded tests allocate from several threads. */
+static _Atomic long live, count, fail_at;
 
 static int should_fail(void) {
-    count++;
-    if (fail_at > 0 && --fail_at == 0)
-        return 1;
+    atomic_fetch_add(&count, 1);
+    long armed = atomic_load(&fail_at);
+    while (armed > 0) {
+        if (atomic_compare_exchange_weak(&fail_at, &armed, armed - 1))
+            return armed == 1;
+    }
     return 0;
 }
 

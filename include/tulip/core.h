@@ -118,7 +118,9 @@ TL_API const char *tl_version_string(void);
     XX(ESTOPPED, -3007, "the loop stopped before the future completed")       \
     XX(EQUEUEFULL, -3008, "queue is full")                                    \
     XX(EQUEUEEMPTY, -3009, "queue is empty")                                  \
-    XX(ENOTASK, -3010, "not called from inside a task")
+    XX(ENOTASK, -3010, "not called from inside a task")                       \
+    XX(EBROKEN, -3011, "the barrier is broken")                               \
+    XX(EQUEUESHUTDOWN, -3012, "the queue is shut down")
 
 typedef enum tl_errno {
 #define TL__ERRNO_ENUM(name, value, msg) TL_##name = (value),

@@ -58,12 +58,17 @@ void tl__free(void *ptr) {
 int tl__grow(void **array, size_t *cap, size_t need, size_t elem) {
     if (need <= *cap)
         return 0;
+    if (elem == 0)
+        return TL_EINVAL;
     size_t ncap = *cap ? *cap : 8;
     while (ncap < need) {
         if (ncap > ((size_t)-1 / 2) / elem)
             return TL_ENOMEM;
         ncap *= 2;
     }
+    /* The doubling is checked above; the starting capacity is not. */
+    if (ncap > (size_t)-1 / elem)
+        return TL_ENOMEM;
     void *p = tl__realloc(*array, ncap * elem);
     if (p == NULL)
         return TL_ENOMEM;

@@ -10,27 +10,13 @@
 
 #include "../core/alloc.h"
 #include "../loop/loop_int.h"
+#include "future_int.h"
 
-enum { PENDING, HAS_RESULT, HAS_ERROR, CANCELLED };
-
-typedef struct done_cb {
-    tl_future_cb_t cb;
-    void *ctx;
-} done_cb_t;
-
-struct tl_future {
-    atomic_int refs;
-    uint8_t state;
-    uint8_t retrieved;
-    int error;
-    tl_loop_t *loop;
-    void *value;
-    tl_destructor_t destructor;
-    char *message;
-    done_cb_t *cbs; /* points at inline_cbs until more are needed */
-    size_t ncbs, cbs_cap;
-    done_cb_t inline_cbs[2];
-};
+#define PENDING TL__FUT_PENDING
+#define HAS_RESULT TL__FUT_RESULT
+#define HAS_ERROR TL__FUT_ERROR
+#define CANCELLED TL__FUT_CANCELLED
+typedef tl__done_cb_t done_cb_t;
 
 /* A callback added after completion, scheduled on its own. */
 typedef struct late_cb {
@@ -38,26 +24,41 @@ typedef struct late_cb {
     done_cb_t cb;
 } late_cb_t;
 
+/* Mutators need a live loop on its own thread. */
 static int check(const tl_future_t *f) {
     return f ? tl__loop_check(f->loop) : TL_EINVAL;
 }
 
-int tl_future_new(tl_loop_t *loop, tl_future_t **out) {
+/* Queries only need the owning thread: once the loop is closed an outcome
+ * can no longer change, so it stays readable (as asyncio's result() does). */
+static int check_query(const tl_future_t *f) {
+    if (f == NULL)
+        return TL_EINVAL;
+    return f->loop->owner == tl__thread_self() ? 0 : TL_EWRONGTHREAD;
+}
+
+int tl__future_create(tl_loop_t *loop, size_t size, const tl__future_class_t *cls,
+                      tl_future_t **out) {
     int rc = tl__loop_check(loop);
     if (rc)
         return rc;
-    if (out == NULL)
+    if (out == NULL || size < sizeof(tl_future_t))
         return TL_EINVAL;
-    tl_future_t *f = tl__calloc(1, sizeof(*f));
+    tl_future_t *f = tl__calloc(1, size);
     if (f == NULL)
         return TL_ENOMEM;
     atomic_init(&f->refs, 1);
     f->loop = loop;
+    f->cls = cls;
     f->cbs = f->inline_cbs;
     f->cbs_cap = 2;
     tl_loop_ref(loop);
     *out = f;
     return 0;
+}
+
+int tl_future_new(tl_loop_t *loop, tl_future_t **out) {
+    return tl__future_create(loop, sizeof(tl_future_t), NULL, out);
 }
 
 static void free_callbacks(tl_future_t *f) {
@@ -80,6 +81,8 @@ static void destroy(void *arg) {
     if (f->state == HAS_RESULT && f->destructor)
         f->destructor(f->value);
     free_callbacks(f);
+    if (f->cls && f->cls->finalize)
+        f->cls->finalize(f);
     tl__free(f->message);
     tl__free(f);
     tl_loop_unref(loop);
@@ -141,69 +144,74 @@ static int schedule(tl_future_t *f) {
     return rc;
 }
 
+int tl__future_complete(tl_future_t *f, int state, void *value,
+                        tl_destructor_t destructor, int error, const char *message) {
+    if (f->state != PENDING)
+        return TL_ESTATE;
+    char *copy = tl__strdup(message);
+    if (message && copy == NULL && state != CANCELLED)
+        return TL_ENOMEM;
+    int rc = schedule(f);
+    if (rc) {
+        tl__free(copy);
+        return rc;
+    }
+    f->state = (uint8_t)state;
+    f->value = value;
+    f->destructor = destructor;
+    f->error = error;
+    f->message = copy;
+    return 0;
+}
+
 int tl_future_set_result(tl_future_t *f, void *value, tl_destructor_t destructor) {
     int rc = check(f);
     if (rc)
         return rc;
-    if (f->state != PENDING)
-        return TL_ESTATE;
-    if ((rc = schedule(f)))
-        return rc;
-    f->state = HAS_RESULT;
-    f->value = value;
-    f->destructor = destructor;
-    return 0;
+    if (f->cls)
+        return TL_EINVAL; /* a task's outcome is its function's */
+    return tl__future_complete(f, HAS_RESULT, value, destructor, 0, NULL);
 }
 
 int tl_future_set_error(tl_future_t *f, int code, const char *message) {
     int rc = check(f);
     if (rc)
         return rc;
-    if (code >= 0 || code == TL_ECANCELLED)
+    if (code >= 0 || code == TL_ECANCELLED || f->cls)
         return TL_EINVAL;
-    if (f->state != PENDING)
-        return TL_ESTATE;
-    char *copy = tl__strdup(message);
-    if (message && copy == NULL)
-        return TL_ENOMEM;
-    if ((rc = schedule(f))) {
-        tl__free(copy);
-        return rc;
-    }
-    f->state = HAS_ERROR;
-    f->error = code;
-    f->message = copy;
-    return 0;
+    return tl__future_complete(f, HAS_ERROR, NULL, NULL, code, message);
+}
+
+int tl__future_cancel_base(tl_future_t *f, const char *message) {
+    int rc = tl__future_complete(f, CANCELLED, NULL, NULL, TL_ECANCELLED, message);
+    return rc == 0 ? 1 : rc == TL_ESTATE ? 0 : rc;
 }
 
 int tl_future_cancel(tl_future_t *f, const char *message) {
     int rc = check(f);
     if (rc)
         return rc;
-    if (f->state != PENDING)
-        return 0;
-    if ((rc = schedule(f)))
-        return rc;
-    f->state = CANCELLED;
-    f->error = TL_ECANCELLED;
-    f->message = tl__strdup(message); /* NULL on failure: cancelled anyway */
-    return 1;
+    if (f->cls && f->cls->cancel)
+        return f->cls->cancel(f, message);
+    return tl__future_cancel_base(f, message);
 }
+
+void tl__future_steal_result(tl_future_t *f) { f->destructor = NULL; }
 
 /* ---- queries ---------------------------------------------------------- */
 
 int tl_future_done(const tl_future_t *f) {
-    int rc = check(f);
+    int rc = check_query(f);
     return rc ? rc : f->state != PENDING;
 }
 
 int tl_future_cancelled(const tl_future_t *f) {
-    int rc = check(f);
+    int rc = check_query(f);
     return rc ? rc : f->state == CANCELLED;
 }
 
 int tl_future_error(tl_future_t *f) {
-    int rc = check(f);
+    int rc = check_query(f);
     if (rc)
         return rc;
     switch (f->state) {
@@ -225,7 +233,7 @@ int tl_future_result(tl_future_t *f, void **value) {
 }
 
 const char *tl_future_error_message(const tl_future_t *f) {
-    return check(f) ? NULL : f->message;
+    return check_query(f) ? NULL : f->message;
 }
 
 /* ---- done callbacks --------------------------------------------------- */

@@ -1,9 +1,10 @@
 /*
  * Signals delivered to loops. One sigaction per signal for the whole
- * process, installed while at least one loop handles it. Slots live in a
- * list that only grows (slots are recycled, never freed), so the handler
- * can walk it without locks. A slot's `busy` count lets detach wait out a
- * handler that is still using the slot's wakeup state.
+ * process, installed while at least one loop handles it. Each attached loop
+ * has a slot in a list the handler walks without locks; `walkers` counts
+ * handlers in the middle of a walk, so detach unlinks a slot, waits until
+ * no walk that could still reach it is running, then frees it (a slot must
+ * not outlive its loop: it came from tulip's allocator).
  */
 #define _GNU_SOURCE
 #include "signal.h"
@@ -22,14 +23,13 @@ struct tl__sigslot {
     struct tl__sigslot *_Atomic next;
     _Atomic uint64_t wanted;
     _Atomic uint64_t pending;
-    atomic_int busy;
-    int in_use; /* guarded by lock */
     int (*wake)(void *);
     void *wake_state;
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct tl__sigslot *_Atomic slots;
+static struct tl__sigslot *_Atomic slots; /* changed under lock */
+static atomic_int walkers;                 /* handlers walking `slots` */
 static int users[TL__SIG_MAX + 1];                /* guarded by lock */
 static struct sigaction saved[TL__SIG_MAX + 1];   /* guarded by lock */
 
@@ -38,35 +38,26 @@ static uint64_t bit(int signum) { return (uint64_t)1 << (signum - 1); }
 static void on_signal(int signum) {
     int saved_errno = errno;
     uint64_t b = bit(signum);
+    atomic_fetch_add(&walkers, 1);
     for (struct tl__sigslot *s = atomic_load(&slots); s; s = atomic_load(&s->next)) {
-        atomic_fetch_add(&s->busy, 1);
         if (atomic_load(&s->wanted) & b) {
             atomic_fetch_or(&s->pending, b);
             s->wake(s->wake_state);
         }
-        atomic_fetch_sub(&s->busy, 1);
     }
+    atomic_fetch_sub(&walkers, 1);
     errno = saved_errno;
 }
 
 int tl__sig_attach(tl__sigslot_t **out, int (*wake)(void *), void *wake_state) {
-    pthread_mutex_lock(&lock);
-    struct tl__sigslot *s;
-    for (s = atomic_load(&slots); s && s->in_use; s = atomic_load(&s->next))
-        ;
-    if (s == NULL) {
-        s = tl__calloc(1, sizeof(*s));
-        if (s == NULL) {
-            pthread_mutex_unlock(&lock);
-            return TL_ENOMEM;
-        }
-        atomic_store(&s->next, atomic_load(&slots));
-        atomic_store(&slots, s);
-    }
-    s->in_use = 1;
+    struct tl__sigslot *s = tl__calloc(1, sizeof(*s));
+    if (s == NULL)
+        return TL_ENOMEM;
     s->wake = wake;
     s->wake_state = wake_state;
-    atomic_store(&s->pending, 0);
+    pthread_mutex_lock(&lock);
+    atomic_store(&s->next, atomic_load(&slots));
+    atomic_store(&slots, s); /* published complete */
     pthread_mutex_unlock(&lock);
     *out = s;
     return 0;
@@ -111,14 +102,17 @@ void tl__sig_detach(tl__sigslot_t *s) {
     for (int signum = 1; signum <= TL__SIG_MAX; signum++)
         if (atomic_load(&s->wanted) & bit(signum))
             tl__sig_watch(s, signum, 0);
-    /* wanted is 0 now: a handler that starts later leaves the slot alone;
-     * wait for one that started earlier. */
-    while (atomic_load(&s->busy) != 0)
-        sched_yield();
     pthread_mutex_lock(&lock);
-    s->in_use = 0;
-    s->wake = NULL;
+    struct tl__sigslot *_Atomic *link = &slots;
+    while (atomic_load(link) != s)
+        link = &atomic_load(link)->next;
+    atomic_store(link, atomic_load(&s->next));
     pthread_mutex_unlock(&lock);
+    /* A handler that starts from now on cannot reach s; wait out one that
+     * started earlier (it may be about to call s->wake). */
+    while (atomic_load(&walkers) != 0)
+        sched_yield();
+    tl__free(s);
 }
 
 uint64_t tl__sig_take(tl__sigslot_t *s) {
