@@ -14,8 +14,18 @@
  * its loop.
  *
  * Threads: a future belongs to its loop's thread; every function but
- * ref/unref returns TL_EWRONGTHREAD elsewhere. ref/unref are atomic; a last
- * unref on another thread hands the free over to the loop's thread.
+ * ref/unref and get_loop returns TL_EWRONGTHREAD elsewhere. ref/unref are
+ * atomic; a last unref on another thread hands the free over to the loop's
+ * thread (if the loop is closed, or the hand-over finds no memory, the free
+ * happens on the calling thread).
+ *
+ * A closed loop: functions that change a future return TL_ECLOSED; the
+ * queries (done, cancelled, result, error, error_message) keep answering,
+ * since an outcome can no longer change.
+ *
+ * Memory: completing a future with callbacks registered schedules them,
+ * which may need memory; on TL_ENOMEM the future stays pending (set_result,
+ * set_error and cancel then change nothing).
  *
  * Errors never retrieved: a future freed in the error state whose error was
  * never read (tl_future_result or tl_future_error) is reported through the
@@ -46,9 +56,11 @@ TL_API int tl_future_unref(tl_future_t *f);
 TL_API tl_loop_t *tl_future_get_loop(const tl_future_t *f);
 
 /* Complete with a result. On success the future owns `value`: `destructor`
- * (may be NULL) is called on it when the future is freed. On failure the
- * caller keeps it. TL_ESTATE if the future is already done. Done callbacks
- * are scheduled with call_soon; none runs inside this call. */
+ * (may be NULL) is called on it when the future is freed (the value is the
+ * destructor's context). On failure the caller keeps it. TL_ESTATE if the
+ * future is already done, TL_EINVAL on a task (its outcome is its
+ * function's), TL_ENOMEM. Done callbacks are scheduled with call_soon; none
+ * runs inside this call. */
 TL_API int tl_future_set_result(tl_future_t *f, void *value,
                                 tl_destructor_t destructor);
 /* Complete with an error: `code` is a negative TL_E* code other than
@@ -56,8 +68,9 @@ TL_API int tl_future_set_result(tl_future_t *f, void *value,
  * TL_EINVAL for a bad code, TL_ESTATE if already done. */
 TL_API int tl_future_set_error(tl_future_t *f, int code, const char *message);
 /* Cancel: 1 if the future was pending and is now cancelled, 0 if it was
- * already done (nothing changes). `message` (may be NULL) is copied; if
- * copying it fails the future is still cancelled, without the message. */
+ * already done (nothing changes), TL_ENOMEM. `message` (may be NULL) is
+ * copied; if copying it fails the future is still cancelled, without the
+ * message. On a task this is tl_task_cancel (a request, see task.h). */
 TL_API int tl_future_cancel(tl_future_t *f, const char *message);
 
 /* 1 or 0 (or a TL_E* code for a bad call). */

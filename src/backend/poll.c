@@ -3,6 +3,7 @@
 #include "tulip/backend.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <time.h>
@@ -15,6 +16,7 @@ typedef struct poll_state {
     size_t n, cap;
     int *slot; /* slot[fd] = index in fds, or -1 */
     size_t nslot;
+    size_t next; /* where the next scan of fds[1..] starts (fairness) */
     tl__wakeup_t wake;
 } poll_state_t;
 
@@ -63,6 +65,10 @@ static int pl_watch(void *state, tl_fd_t fd, unsigned prev, unsigned events) {
     (void)prev;
     int i = s->slot[fd];
     if (i < 0) {
+        /* poll() takes any number and reports POLLNVAL forever after;
+         * refuse a descriptor that is not open now, as epoll_ctl does. */
+        if (fcntl(fd, F_GETFD) < 0)
+            return tl_translate_sys_error(errno);
         if (tl__grow((void **)&s->fds, &s->cap, s->n + 1, sizeof(*s->fds)))
             return TL_ENOMEM;
         i = (int)s->n++;
@@ -104,15 +110,20 @@ static int pl_poll(void *state, int64_t timeout_ns, tl_backend_event_t *out,
     if (n < 0)
         return errno == EINTR ? 0 : tl_translate_sys_error(errno);
     int k = 0;
-    for (size_t i = 0; i < s->n && n > 0 && k < max; i++) {
+    if (s->fds[0].revents) {
+        tl__wakeup_drain(&s->wake);
+        n--;
+    }
+    /* With more ready descriptors than `max`, resume the scan where the
+     * last full batch stopped; starting at fds[1] every time would starve
+     * the later ones while the earlier stay ready (level-triggered). */
+    size_t users = s->n - 1, start = s->next < users ? s->next : 0;
+    for (size_t j = 0; j < users && n > 0; j++) {
+        size_t i = 1 + (start + j) % users;
         short re = s->fds[i].revents;
         if (re == 0)
             continue;
         n--;
-        if (i == 0) {
-            tl__wakeup_drain(&s->wake);
-            continue;
-        }
         unsigned got = 0;
         if (re & (POLLIN | POLLPRI))
             got |= TL_READABLE;
@@ -125,7 +136,10 @@ static int pl_poll(void *state, int64_t timeout_ns, tl_backend_event_t *out,
         if (got) {
             out[k].fd = s->fds[i].fd;
             out[k].events = got;
-            k++;
+            if (++k == max) {
+                s->next = (start + j + 1) % users;
+                break;
+            }
         }
     }
     return k;

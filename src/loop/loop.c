@@ -340,6 +340,12 @@ int tl_loop_close(tl_loop_t *loop) {
         if (loop->ts_q[i].drop)
             loop->ts_q[i].drop(loop->ts_q[i].ctx);
     loop->ts_n = 0;
+    for (int i = 0; i < TL__EXT_MAX; i++) {
+        tl__loop_ext_t ext = loop->ext[i];
+        loop->ext[i] = (tl__loop_ext_t){0};
+        if (ext.close)
+            ext.close(loop, ext.data);
+    }
     tl__loop_close_io(loop);
     loop->be->close(loop->be_state);
     loop->be_state = NULL;
@@ -482,6 +488,9 @@ int tl_loop_run_once(tl_loop_t *loop, int64_t timeout_ns) {
     if (rc)
         return rc;
     rc = iterate(loop, timeout_ns < 0 ? -1 : timeout_ns);
+    /* A stop asked for before or during this iteration is satisfied by
+     * returning; left set, it would cut the next run_forever short. */
+    loop->stopping = 0;
     run_end(loop);
     return rc;
 }

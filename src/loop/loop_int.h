@@ -50,6 +50,15 @@ typedef struct tl__sighandler {
 
 #define TL__EVENTS_PER_POLL 256
 
+/* Per-loop state of the modules above the loop (tasks, later the executor),
+ * without the loop knowing them: close(loop, data) runs when the loop
+ * closes, after pending callbacks were dropped. */
+enum { TL__EXT_TASK, TL__EXT_MAX };
+typedef struct tl__loop_ext {
+    void *data;
+    void (*close)(tl_loop_t *loop, void *data);
+} tl__loop_ext_t;
+
 struct tl_loop {
     atomic_int refs;
     uintptr_t owner;
@@ -88,6 +97,8 @@ struct tl_loop {
 
     tl_exception_handler_t eh;
     void *eh_ctx;
+
+    tl__loop_ext_t ext[TL__EXT_MAX];
 };
 
 /* 0, or TL_EINVAL / TL_EWRONGTHREAD / TL_ECLOSED. */

@@ -194,7 +194,11 @@ int tl_loop_set_exception_handler(tl_loop_t *loop, tl_exception_handler_t handle
 
 int tl_loop_default_exception_handler(tl_loop_t *loop,
                                       const tl_exception_context_t *c) {
-    if (loop == NULL || c == NULL || c->message == NULL)
+    /* Like every loop function: the owner's thread, an open loop. */
+    int rc = tl__loop_check(loop);
+    if (rc)
+        return rc;
+    if (c == NULL || c->message == NULL)
         return TL_EINVAL;
     char line[512];
     int n = snprintf(line, sizeof line, "tulip: %s", c->message);
