@@ -28,11 +28,15 @@ typedef struct tl_future tl_future_t;
 
 /* A scheduled callback or timer, for cancelling it. 0 is never a valid
  * handle. A handle stays safe to use after its callback ran or the loop
- * recycled it: it then simply refers to nothing. */
+ * recycled it: it then simply refers to nothing. Handles are per loop:
+ * give one only to the loop that issued it. */
 typedef uint64_t tl_handle_t;
 
+/* Option structs: set size = sizeof the struct you built against; a zeroed
+ * struct (size 0 included) means defaults. A struct from a newer header is
+ * accepted when the fields this library does not know are zero. */
 typedef struct tl_loop_options {
-    size_t size; /* sizeof(tl_loop_options_t); a zeroed struct means defaults */
+    size_t size; /* sizeof(tl_loop_options_t), or 0 with every field 0 */
     /* The poller; NULL picks tl_backend_default() ($TL_BACKEND or epoll). */
     const tl_backend_ops_t *backend;
     /* Debug mode: > 0 on, < 0 off, 0 follows $TL_DEBUG ("1" turns it on). */
@@ -66,7 +70,8 @@ TL_API int tl_loop_close(tl_loop_t *loop);
  * still usable). */
 TL_API int tl_loop_run_forever(tl_loop_t *loop);
 /* Run a single iteration, waiting at most timeout_ns for I/O (-1: as long as
- * needed; 0: do not wait), for embedding the loop in another one. */
+ * needed; 0: do not wait), for embedding the loop in another one. A stop
+ * requested before or during it is used up by it. */
 TL_API int tl_loop_run_once(tl_loop_t *loop, int64_t timeout_ns);
 /* Ask a running loop to return once the current iteration is done. Called
  * while the loop is not running, the next run performs one iteration and
@@ -84,7 +89,8 @@ TL_API int tl_loop_is_closed(const tl_loop_t *loop);
 TL_API int64_t tl_loop_time(const tl_loop_t *loop);
 /* The loop running in the calling thread, or NULL. */
 TL_API tl_loop_t *tl_loop_get_running(void);
-/* The backend's name ("epoll", "poll", ...), or NULL for a NULL loop. */
+/* The backend's name ("epoll", "poll", ...), or NULL for a NULL loop. Any
+ * thread, closed or not. */
 TL_API const char *tl_loop_backend_name(const tl_loop_t *loop);
 
 /* Schedule cb(ctx) for the next iteration; FIFO among call_soon callbacks.

@@ -55,6 +55,14 @@ static int pl_watch(void *state, tl_fd_t fd, unsigned prev, unsigned events) {
     poll_state_t *s = state;
     if (fd < 0)
         return TL_EBADF;
+    (void)prev;
+    int known = (size_t)fd < s->nslot && s->slot[fd] >= 0;
+    /* poll() takes any number and reports POLLNVAL forever after; refuse a
+     * descriptor that is not open now, as epoll_ctl does, and before the
+     * index grows to the size the number asks for (2^31 ints for a huge
+     * bogus fd). */
+    if (!known && fcntl(fd, F_GETFD) < 0)
+        return tl_translate_sys_error(errno);
     if ((size_t)fd >= s->nslot) {
         size_t old = s->nslot;
         if (tl__grow((void **)&s->slot, &s->nslot, (size_t)fd + 1, sizeof(int)))
@@ -62,13 +70,8 @@ static int pl_watch(void *state, tl_fd_t fd, unsigned prev, unsigned events) {
         for (size_t i = old; i < s->nslot; i++)
             s->slot[i] = -1;
     }
-    (void)prev;
     int i = s->slot[fd];
     if (i < 0) {
-        /* poll() takes any number and reports POLLNVAL forever after;
-         * refuse a descriptor that is not open now, as epoll_ctl does. */
-        if (fcntl(fd, F_GETFD) < 0)
-            return tl_translate_sys_error(errno);
         if (tl__grow((void **)&s->fds, &s->cap, s->n + 1, sizeof(*s->fds)))
             return TL_ENOMEM;
         i = (int)s->n++;

@@ -1,5 +1,6 @@
 /* Allocator hooks: a process-wide table, the C library's by default. */
 #include "alloc.h"
+#include "options.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -85,4 +86,23 @@ char *tl__strdup(const char *s) {
     if (p)
         memcpy(p, s, n);
     return p;
+}
+
+int tl__copy_options(void *dst, size_t dst_size, const void *src) {
+    memset(dst, 0, dst_size);
+    if (src == NULL)
+        return 0;
+    size_t given;
+    memcpy(&given, src, sizeof given);
+    if (given == 0)
+        return 0;
+    if (given < sizeof(size_t))
+        return TL_EINVAL;
+    const unsigned char *extra = (const unsigned char *)src;
+    for (size_t i = dst_size; i < given; i++)
+        if (extra[i] != 0)
+            return TL_EINVAL;
+    memcpy(dst, src, given < dst_size ? given : dst_size);
+    memcpy(dst, &dst_size, sizeof dst_size);
+    return 0;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../core/alloc.h"
+#include "../core/options.h"
 #include "loop_int.h"
 #include "tulip/loop.h"
 
@@ -256,13 +257,8 @@ static void take_threadsafe(tl_loop_t *loop) {
 int tl_loop_new(const tl_loop_options_t *opts, tl_loop_t **out) {
     if (out == NULL)
         return TL_EINVAL;
-    tl_loop_options_t o = {0};
-    if (opts) {
-        if (opts->size < sizeof(size_t) || opts->size > sizeof(o))
-            return TL_EINVAL;
-        memcpy(&o, opts, opts->size);
-    }
-    if (o.slow_callback_ns < 0)
+    tl_loop_options_t o;
+    if (tl__copy_options(&o, sizeof o, opts) || o.slow_callback_ns < 0)
         return TL_EINVAL;
     const tl_backend_ops_t *be = o.backend ? o.backend : tl_backend_default();
     if (be == NULL || be->size < sizeof(tl_backend_ops_t) || !be->create ||

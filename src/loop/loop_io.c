@@ -33,23 +33,24 @@ static int set_watch(tl_loop_t *loop, tl_fd_t fd, unsigned which,
     size_t i;
     if ((rc = fd_index(fd, &i)))
         return rc;
+    unsigned prev = i < loop->fds_cap ? loop->fds[i].mask : 0, next = prev | which;
+    /* The backend first: it is what tells a bad descriptor (EBADF) from a
+     * good one, before the table grows to the size the number asks for. */
+    if (next != prev && (rc = loop->be->watch(loop->be_state, fd, prev, next)))
+        return rc;
     if (i >= loop->fds_cap) {
         size_t old = loop->fds_cap;
-        if (tl__grow((void **)&loop->fds, &loop->fds_cap, i + 1, sizeof(*loop->fds)))
+        if (tl__grow((void **)&loop->fds, &loop->fds_cap, i + 1, sizeof(*loop->fds))) {
+            loop->be->unwatch(loop->be_state, fd, next); /* prev is 0 here */
             return TL_ENOMEM;
+        }
         for (size_t k = old; k < loop->fds_cap; k++)
             loop->fds[k] = (tl__fdwatch_t){0};
     }
     tl__fdwatch_t *w = &loop->fds[i];
-    unsigned prev = w->mask, next = prev | which;
-    if (next != prev) {
-        rc = loop->be->watch(loop->be_state, fd, prev, next);
-        if (rc)
-            return rc;
-        if (prev == 0)
-            loop->nwatched++;
-        w->mask = next;
-    }
+    if (prev == 0)
+        loop->nwatched++;
+    w->mask = next;
     if (which == TL_READABLE) {
         w->rcb = cb;
         w->rctx = ctx;
