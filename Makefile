@@ -19,6 +19,17 @@ VERSION_PATCH := $(shell sed -n 's/^\#define TL_VERSION_PATCH \([0-9]*\)/\1/p' i
 VERSION  := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
 SONAME   := libtulip.so.1
 
+# Coroutine contexts (src/task): CORO=asm, the hand-written switch (x86-64,
+# aarch64; the default there) or CORO=ucontext (portable; the default
+# elsewhere). The non-default one builds in a folder of its own.
+CORO_ARCH := $(shell $(CC) -dumpmachine 2>/dev/null)
+CORO_DEFAULT := $(if $(filter x86_64-% aarch64-%,$(CORO_ARCH)),asm,ucontext)
+CORO     ?= $(CORO_DEFAULT)
+CORO_FLAGS := $(if $(filter asm,$(CORO)),-DTL_CORO_ASM,-DTL_CORO_UCONTEXT)
+ifneq ($(CORO),$(CORO_DEFAULT))
+B        ?= build/$(CORO)$(if $(SANITIZE),-sanitize)$(if $(COVERAGE),-coverage)
+endif
+
 # Each flavour builds in a folder of its own, so switching never mixes objects.
 ifneq ($(SANITIZE),)
 B        ?= build/sanitize
@@ -37,8 +48,13 @@ CFLAGS   ?= $(OPT) -g
 ALL_CFLAGS := -std=c11 $(WARN) $(CFLAGS) $(SANFLAGS) -Iinclude -fPIC -fvisibility=hidden -MMD -MP
 LDLIBS   := -lpthread
 
-LIB_SRC  := $(wildcard src/core/*.c src/backend/*.c src/loop/*.c src/future/*.c)
+LIB_SRC  := $(wildcard src/core/*.c src/backend/*.c src/loop/*.c src/future/*.c src/sync/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/obj/%.o)
+# src/task: coroutine contexts (C, and the asm switches in .S files).
+LIB_SRC  += $(wildcard src/task/*.c)
+LIB_OBJ  += $(patsubst %.c,$(B)/obj/%.o,$(wildcard src/task/*.c)) \
+	$(patsubst %.S,$(B)/obj/%.o,$(wildcard src/task/*.S))
+ALL_CFLAGS += $(CORO_FLAGS)
 TEST_SRC := $(wildcard tests/*.c)
 TEST_OBJ := $(TEST_SRC:%.c=$(B)/obj/%.o)
 BENCH_SRC := $(wildcard tools/bench/*.c)
@@ -71,6 +87,10 @@ $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
+$(B)/obj/%.o: %.S
+	@mkdir -p $(dir $@)
+	$(CC) $(CORO_FLAGS) $(CFLAGS) $(SANFLAGS) -fPIC -MMD -MP -c $< -o $@
+
 $(B)/obj/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(TOOL_CFLAGS) -Isrc -c $< -o $@
@@ -78,7 +98,7 @@ $(B)/obj/tests/%.o: tests/%.c
 $(SO): $(LIB_OBJ) src/tulip.map
 	@mkdir -p $(dir $@)
 	$(CC) -shared $(SANFLAGS) -Wl,-soname,$(SONAME) -Wl,--version-script=src/tulip.map \
-		-Wl,-z,defs -o $@ $(LIB_OBJ) $(LDLIBS)
+		$(if $(SANITIZE),,-Wl,-z,defs) -o $@ $(LIB_OBJ) $(LDLIBS)
 
 $(B)/lib/libtulip.so: $(SO)
 	ln -sf $(SONAME) $@

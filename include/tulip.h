@@ -9,5 +9,6 @@
 #include "tulip/backend.h"
 #include "tulip/loop.h"
 #include "tulip/future.h"
+#include "tulip/sync.h"
 
 #endif /* TULIP_H */

@@ -1,0 +1,188 @@
+/*
+ * The sequential forms: tl_await over the future forms, preceded by the
+ * same fast path the future form would take (so an uncontended acquire, put
+ * or get makes no future and never suspends, as in asyncio).
+ *
+ * One case needs more than the await. A task can be cancelled after the
+ * future it awaits was completed but before the task resumed; the future
+ * then owns what it got (the lock, a unit, an item, the lock again after a
+ * notification) and the await reports TL_ECANCELLED. What the future got is
+ * given back, so that it passes to the next waiter as if this one had been
+ * skipped; if that is impossible (memory ran out, or for a put, a getter
+ * already has the item), the operation stands and its success is returned
+ * rather than a cancellation that would misstate who owns what.
+ */
+#include <stdint.h>
+
+#include "sync_int.h"
+#include "tulip/task.h"
+
+/* Until src/task lands tl_await does not exist; the sequential forms are
+ * built once it does (or with -DTL__SYNC_HAVE_TASK, to test against a stub
+ * kept outside the tree). Remove this guard when src/task is in. */
+#ifndef TL__SYNC_HAVE_TASK
+#  if defined(__has_include)
+#    if __has_include("../task/task.c")
+#      define TL__SYNC_HAVE_TASK 1
+#    endif
+#  endif
+#endif
+
+#ifdef TL__SYNC_HAVE_TASK
+
+/* Await f and drop the caller's reference. *got is set when f has a result
+ * although the await failed (the late cancellation above); *value gets the
+ * result either way. */
+static int await_future(tl_future_t *f, void **value, int *got) {
+    void *v = NULL;
+    int rc = tl_await(f, &v);
+    *got = 0;
+    if (rc != 0) {
+        if (tl_future_done(f) == 0)
+            tl_future_cancel(f, NULL); /* never waited: withdraw */
+        else if (tl_future_result(f, &v) == 0)
+            *got = 1;
+    }
+    if (value)
+        *value = v;
+    tl_future_unref(f);
+    return rc;
+}
+
+int tl_lock_acquire(tl_lock_t *l) {
+    if (tl_task_current() == NULL)
+        return TL_ENOTASK;
+    int rc = tl__lock_try_acquire(l), got;
+    if (rc != TL_EAGAIN)
+        return rc;
+    tl_future_t *f;
+    if ((rc = tl_lock_acquire_future(l, &f)))
+        return rc;
+    rc = await_future(f, NULL, &got);
+    if (got && tl_lock_release(l) != 0)
+        rc = 0;
+    return rc;
+}
+
+int tl_semaphore_acquire(tl_semaphore_t *s) {
+    if (tl_task_current() == NULL)
+        return TL_ENOTASK;
+    int rc = tl__semaphore_try_acquire(s), got;
+    if (rc != TL_EAGAIN)
+        return rc;
+    tl_future_t *f;
+    if ((rc = tl_semaphore_acquire_future(s, &f)))
+        return rc;
+    rc = await_future(f, NULL, &got);
+    if (got && tl_semaphore_release(s) != 0)
+        rc = 0;
+    return rc;
+}
+
+int tl_event_wait(tl_event_t *e) {
+    if (tl_task_current() == NULL)
+        return TL_ENOTASK;
+    tl_future_t *f;
+    int rc = tl_event_wait_future(e, &f), got;
+    return rc ? rc : await_future(f, NULL, &got);
+}
+
+int tl_condition_wait(tl_condition_t *c) {
+    if (tl_task_current() == NULL)
+        return TL_ENOTASK;
+    tl_future_t *f;
+    int rc = tl_condition_wait_future(c, &f), got;
+    if (rc)
+        return rc; /* the lock is still held */
+    if ((rc = await_future(f, NULL, &got)) == 0)
+        return 0;
+    if (got) {
+        /* Notified and holding the lock: the notification goes on. */
+        tl__condition_pass_on(c);
+        return rc;
+    }
+    /* Not holding the lock: take it back, however often the task is
+     * cancelled meanwhile, as asyncio's wait does. */
+    for (;;) {
+        int again = tl_lock_acquire(tl_condition_lock(c));
+        if (again == 0)
+            return rc;
+        if (again != TL_ECANCELLED)
+            return again;
+        rc = TL_ECANCELLED;
+    }
+}
+
+int tl_condition_wait_for(tl_condition_t *c, tl_predicate_t pred, void *ctx) {
+    if (tl_task_current() == NULL)
+        return TL_ENOTASK;
+    int rc = tl_lock_locked(tl_condition_lock(c));
+    if (rc < 0)
+        return rc;
+    if (rc == 0)
+        return TL_ESTATE;
+    if (pred == NULL)
+        return TL_EINVAL;
+    while (!pred(ctx))
+        if ((rc = tl_condition_wait(c)))
+            return rc;
+    return 0;
+}
+
+int tl_barrier_wait(tl_barrier_t *b) {
+    if (tl_task_current() == NULL)
+        return TL_ENOTASK;
+    tl_future_t *f;
+    void *index;
+    int rc = tl_barrier_wait_future(b, &f), got;
+    if (rc == 0)
+        rc = await_future(f, &index, &got);
+    return rc ? rc : (int)(uintptr_t)index;
+}
+
+int tl_queue_put(tl_queue_t *q, void *item) {
+    if (tl_task_current() == NULL)
+        return TL_ENOTASK;
+    int rc = tl_queue_put_nowait(q, item), got;
+    if (rc != TL_EQUEUEFULL)
+        return rc;
+    tl_future_t *f;
+    if ((rc = tl_queue_put_future(q, item, &f)))
+        return rc;
+    rc = await_future(f, NULL, &got);
+    if (got && tl__queue_unput(q, item) != 0)
+        rc = 0;
+    return rc;
+}
+
+int tl_queue_get(tl_queue_t *q, void **item) {
+    if (tl_task_current() == NULL)
+        return TL_ENOTASK;
+    if (item == NULL)
+        return TL_EINVAL;
+    int rc = tl_queue_get_nowait(q, item), got;
+    if (rc != TL_EQUEUEEMPTY)
+        return rc;
+    tl_future_t *f;
+    void *v;
+    if ((rc = tl_queue_get_future(q, &f)))
+        return rc;
+    rc = await_future(f, &v, &got);
+    if (got && tl__queue_unget(q, v) != 0)
+        rc = 0;
+    if (rc == 0)
+        *item = v;
+    return rc;
+}
+
+int tl_queue_join(tl_queue_t *q) {
+    if (tl_task_current() == NULL)
+        return TL_ENOTASK;
+    tl_future_t *f;
+    int rc = tl_queue_join_future(q, &f), got;
+    return rc ? rc : await_future(f, NULL, &got);
+}
+
+#else
+typedef int tl__sync_await_not_built; /* C forbids an empty file */
+#endif
