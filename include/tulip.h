@@ -10,5 +10,6 @@
 #include "tulip/loop.h"
 #include "tulip/future.h"
 #include "tulip/sync.h"
+#include "tulip/task.h"
 
 #endif /* TULIP_H */

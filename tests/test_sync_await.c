@@ -1,18 +1,7 @@
 /* sync_await: the sequential forms refuse to run outside a task
  * (TL_ENOTASK) and leave the object as it was. Their behaviour inside tasks
- * is tested with the task suites. Built once src/task exists (the same
- * guard as src/sync/sync_await.c; remove both when it does). */
+ * is tested with the task suites. */
 #include "sync_test.h"
-
-#ifndef TL__SYNC_HAVE_TASK
-#  if defined(__has_include)
-#    if __has_include("../src/task/task.c")
-#      define TL__SYNC_HAVE_TASK 1
-#    endif
-#  endif
-#endif
-
-#ifdef TL__SYNC_HAVE_TASK
 
 static int always(void *ctx) {
     (void)ctx;
@@ -61,6 +50,3 @@ static void test_sequential_forms_need_a_task(void) {
 
 TL_TEST_SUITE(sync_await, TL_TEST(test_sequential_forms_need_a_task));
 
-#else
-typedef int tl_test_sync_await_not_built; /* C forbids an empty file */
-#endif

@@ -138,6 +138,12 @@ static void drop_callbacks(void *arg) {
 static int schedule(tl_future_t *f) {
     if (f->ncbs == 0)
         return 0;
+    if (f->loop->closed) {
+        /* Only a closing loop completes futures now (tasks it winds
+         * down): their callbacks can never run. */
+        free_callbacks(f);
+        return 0;
+    }
     int rc = tl__loop_call_soon_drop(f->loop, run_callbacks, drop_callbacks, f);
     if (rc == 0)
         atomic_fetch_add(&f->refs, 1);

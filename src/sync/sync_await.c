@@ -17,19 +17,6 @@
 #include "sync_int.h"
 #include "tulip/task.h"
 
-/* Until src/task lands tl_await does not exist; the sequential forms are
- * built once it does (or with -DTL__SYNC_HAVE_TASK, to test against a stub
- * kept outside the tree). Remove this guard when src/task is in. */
-#ifndef TL__SYNC_HAVE_TASK
-#  if defined(__has_include)
-#    if __has_include("../task/task.c")
-#      define TL__SYNC_HAVE_TASK 1
-#    endif
-#  endif
-#endif
-
-#ifdef TL__SYNC_HAVE_TASK
-
 /* Await f and drop the caller's reference. *got is set when f has a result
  * although the await failed (the late cancellation above); *value gets the
  * result either way. */
@@ -183,6 +170,3 @@ int tl_queue_join(tl_queue_t *q) {
     return rc ? rc : await_future(f, NULL, &got);
 }
 
-#else
-typedef int tl__sync_await_not_built; /* C forbids an empty file */
-#endif
