@@ -48,7 +48,10 @@ static int ep_create(void **out) {
     }
     int rc = tl__wakeup_open(&s->wake);
     if (rc == 0) {
-        struct epoll_event e = {.events = EPOLLIN, .data.u64 = WAKE_TAG};
+        /* Edge-triggered: every write is reported once, so the counter
+         * needs no read to re-arm it (one syscall less per wakeup); it
+         * would take 2^64 writes to fill. */
+        struct epoll_event e = {.events = EPOLLIN | EPOLLET, .data.u64 = WAKE_TAG};
         if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->wake.rfd, &e) < 0) {
             rc = tl_translate_sys_error(errno);
             tl__wakeup_close(&s->wake);
@@ -124,7 +127,6 @@ static int ep_poll(void *state, int64_t timeout_ns, tl_backend_event_t *out,
     for (int i = 0; i < n; i++) {
         uint64_t t = s->ev[i].data.u64;
         if (t == WAKE_TAG) {
-            tl__wakeup_drain(&s->wake);
             continue;
         }
         uint32_t e = s->ev[i].events;

@@ -15,9 +15,11 @@
 #endif
 
 #if defined(__GNUC__) || defined(__clang__)
+#  define TL__COLD __attribute__((noinline, cold))
 #  define TL__LIKELY(x) __builtin_expect(!!(x), 1)
 #  define TL__UNLIKELY(x) __builtin_expect(!!(x), 0)
 #else
+#  define TL__COLD
 #  define TL__LIKELY(x) (x)
 #  define TL__UNLIKELY(x) (x)
 #endif

@@ -16,7 +16,8 @@ static TL__THREAD_LOCAL tl_loop_t *running_loop;
 
 /* ---- ready queue ------------------------------------------------------ */
 
-static int ring_grow(tl_loop_t *loop) {
+/* Out of line, so the push it guards inlines without saving registers. */
+TL__COLD static int ring_grow(tl_loop_t *loop) {
     size_t ncap = loop->cap ? loop->cap * 2 : 1024;
     tl__ready_t *r = tl__malloc(ncap * sizeof(*r));
     if (r == NULL)
@@ -204,7 +205,7 @@ int tl__loop_call_soon_threadsafe_drop(tl_loop_t *loop, tl_callback_t cb,
                                        tl_callback_t drop, void *ctx) {
     if (loop == NULL || cb == NULL)
         return TL_EINVAL;
-    int rc = 0;
+    int rc = 0, wake = 0;
     tl__mutex_lock(&loop->ts_lock);
     if (loop->closed) {
         rc = TL_ECLOSED;
@@ -214,14 +215,20 @@ int tl__loop_call_soon_threadsafe_drop(tl_loop_t *loop, tl_callback_t cb,
     } else {
         loop->ts_q[loop->ts_n++] = (tl__tsentry_t){cb, drop, ctx};
         atomic_store(&loop->ts_pending, 1);
-        /* One wakeup per batch; made under the lock so close() cannot free
-         * the backend in between. */
+        /* One wakeup per batch, written after unlocking so the
+         * woken loop does not find the lock still held; ts_waking keeps
+         * close() from releasing the backend in between. */
         if (!loop->ts_signalled) {
             loop->ts_signalled = 1;
-            loop->be->wakeup(loop->be_state);
+            wake = 1;
+            atomic_fetch_add(&loop->ts_waking, 1);
         }
     }
     tl__mutex_unlock(&loop->ts_lock);
+    if (wake) {
+        loop->be->wakeup(loop->be_state);
+        atomic_fetch_sub_explicit(&loop->ts_waking, 1, memory_order_release);
+    }
     return rc;
 }
 
@@ -316,6 +323,8 @@ int tl_loop_close(tl_loop_t *loop) {
     tl__mutex_lock(&loop->ts_lock);
     loop->closed = 1; /* from here on no thread adds work */
     tl__mutex_unlock(&loop->ts_lock);
+    while (atomic_load_explicit(&loop->ts_waking, memory_order_acquire))
+        ; /* a sender is still writing its wakeup: a few instructions */
 
     /* Release what pending work owns. Drops may call back into the loop;
      * they get TL_ECLOSED. */

@@ -90,6 +90,7 @@ struct tl_loop {
     size_t ts_n, ts_cap, ts_spare_cap;
     int ts_signalled;      /* guarded by ts_lock: a wakeup is on its way */
     atomic_int ts_pending; /* ts_q is not empty */
+    atomic_int ts_waking;  /* senders between their unlock and their wakeup */
 
     /* signals */
     tl__sigslot_t *sig;
