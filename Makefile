@@ -185,3 +185,25 @@ abi-check: lib
 abi-baseline: lib
 	@mkdir -p $(dir $(ABI_BASE))
 	abidw --no-corpus-path --headers-dir include --out-file $(ABI_BASE) $(SO)
+
+# aarch64: cross-build the library and the test runner, run the coroutine
+# and task suites under qemu-user. tools/deps-aarch64.sh installs the cross
+# compiler, qemu and arm64 CUnit (linked statically; the guest's glibc is the
+# cross sysroot's, matching its loader: the multiarch libc6:arm64 that CUnit
+# pulls in is a different build, and mixing the two hangs fork() under qemu).
+# `make test-aarch64 CORO=ucontext` too.
+AARCH64_CC     ?= aarch64-linux-gnu-gcc
+AARCH64_SYSROOT ?= /usr/aarch64-linux-gnu
+AARCH64_B      ?= build/aarch64$(if $(filter ucontext,$(CORO)),-ucontext)
+AARCH64_SUITES ?= coro task
+.PHONY: test-aarch64
+test-aarch64:
+	@sh tools/deps-aarch64.sh
+	@mkdir -p $(AARCH64_B)/cunit/include $(AARCH64_B)/cunit/lib
+	@ln -sfn /usr/include/CUnit $(AARCH64_B)/cunit/include/CUnit
+	@ln -sf /usr/lib/aarch64-linux-gnu/libcunit.a $(AARCH64_B)/cunit/lib/libcunit.a
+	@$(MAKE) --no-print-directory CC=$(AARCH64_CC) AR=aarch64-linux-gnu-ar B=$(AARCH64_B) \
+		CFLAGS="$(CFLAGS) -I$(AARCH64_B)/cunit/include" \
+		LDLIBS="-L$(AARCH64_B)/cunit/lib -lpthread" lib $(AARCH64_B)/bin/tulip-tests
+	qemu-aarch64 -L $(AARCH64_SYSROOT) -E LD_LIBRARY_PATH=$(AARCH64_SYSROOT)/lib \
+		$(AARCH64_B)/bin/tulip-tests $(AARCH64_SUITES)

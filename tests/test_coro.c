@@ -515,6 +515,79 @@ static void test_many_stacks_of_mixed_sizes(void) {
     tl__stack_pool_free(pool);
 }
 
+static void test_pool_maps_chunks_and_guards_every_stack(void) {
+    tl__stack_pool_t *pool = new_pool();
+    tl__stack_stats_t st;
+    tl__stack_pool_stats(pool, &st);
+    CU_ASSERT_EQUAL(st.chunks, 0); /* nothing until a coroutine needs it */
+    tl__coro_t *c = new_coro(pool, 0, set_flag, &(int){0});
+    tl__stack_pool_stats(pool, &st);
+    CU_ASSERT_EQUAL(st.chunks, 1);
+    CU_ASSERT_EQUAL(st.maps_made, 1);
+    CU_ASSERT_EQUAL(st.mapped_bytes, 4 * (TL__CORO_STACK_DEFAULT + tl__stack_os_page_size()));
+    CU_ASSERT_EQUAL(st.idle_bytes, 0);
+    CU_ASSERT_EQUAL(st.guards[TL__GUARD_NONE], 0); /* far below any budget */
+    CU_ASSERT_EQUAL(st.guards[TL__GUARD_MPROTECT] + st.guards[TL__GUARD_MADVISE], 1);
+    tl__coro_free(c);
+    tl__stack_pool_stats(pool, &st);
+    CU_ASSERT_EQUAL(st.idle_bytes, st.mapped_bytes); /* kept for reuse */
+    tl__stack_pool_free(pool);
+}
+
+static void test_a_burst_keeps_its_stacks_for_the_next(void) {
+    /* 600 stacks (40 MiB, beyond the fixed idle cache) alive at once, all
+     * freed, then again: the pool follows its recent peak, maps nothing. */
+    enum { N = 600 };
+    static tl__coro_t *cs[N];
+    static pingpong_t ps[N];
+    tl__stack_pool_t *pool = new_pool();
+    tl__stack_stats_t st;
+    size_t maps = 0;
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < N; i++) {
+            ps[i] = (pingpong_t){.rounds = 1};
+            cs[i] = ps[i].self = new_coro(pool, 0, doubler, &ps[i]);
+            CU_ASSERT_EQUAL(tl__coro_resume(cs[i]), 0);
+        }
+        for (int i = 0; i < N; i++) {
+            CU_ASSERT_EQUAL(tl__coro_resume(cs[i]), 1);
+            tl__coro_free(cs[i]);
+        }
+        tl__stack_pool_stats(pool, &st);
+        CU_ASSERT_EQUAL(st.idle_bytes, st.mapped_bytes);
+        CU_ASSERT(st.mapped_bytes >= N * TL__CORO_STACK_DEFAULT);
+        if (round == 0)
+            maps = st.maps_made;
+    }
+    CU_ASSERT_EQUAL(st.maps_made, maps);
+    tl__stack_pool_free(pool);
+}
+
+static void test_past_the_guard_budget_stacks_still_come(void) {
+    /* The mprotect way with room for 8 guard pages (as if vm.max_map_count
+     * were nearly used up): 20 stacks all work, 8 guarded; freeing them
+     * gives the budget back. */
+    enum { N = 20 };
+    tl__coro_t *cs[N];
+    where_t ws[N];
+    tl__stack_os_force_guard(TL__GUARD_MPROTECT, 8);
+    for (int round = 0; round < 2; round++) {
+        tl__stack_pool_t *pool = new_pool();
+        for (int i = 0; i < N; i++) {
+            cs[i] = new_coro(pool, TL__CORO_STACK_MIN, note_local, &ws[i]);
+            CU_ASSERT_EQUAL(tl__coro_resume(cs[i]), 1);
+        }
+        tl__stack_stats_t st;
+        tl__stack_pool_stats(pool, &st);
+        CU_ASSERT_EQUAL(st.guards[TL__GUARD_MPROTECT], 8);
+        CU_ASSERT_EQUAL(st.guards[TL__GUARD_NONE], N - 8);
+        for (int i = 0; i < N; i++)
+            tl__coro_free(cs[i]);
+        tl__stack_pool_free(pool);
+    }
+    tl__stack_os_force_guard(-1, 0);
+}
+
 /* Recursion eating about 1 KiB a level; stops `limit` bytes below `top`
  * and then calls at_bottom. */
 typedef struct deep {
@@ -567,7 +640,7 @@ static int overflow_in_child(int guard, size_t limit) {
         if (null >= 0)
             dup2(null, 2); /* the expected abort message */
         if (guard >= 0)
-            tl__stack_os_force_guard(guard);
+            tl__stack_os_force_guard(guard, 0);
         tl__stack_pool_t *pool;
         tl__coro_t *c;
         deep_t d = {.limit = limit, .suspend_at_bottom = 1};
@@ -668,6 +741,9 @@ TL_TEST_SUITE(coro,
               TL_TEST(test_freed_stack_is_reused),
               TL_TEST(test_sizes_round_up_to_pages),
               TL_TEST(test_many_stacks_of_mixed_sizes),
+              TL_TEST(test_pool_maps_chunks_and_guards_every_stack),
+              TL_TEST(test_a_burst_keeps_its_stacks_for_the_next),
+              TL_TEST(test_past_the_guard_budget_stacks_still_come),
               TL_TEST(test_deep_recursion_that_fits),
               TL_TEST(test_stack_overflow_faults_on_the_guard_page),
               TL_TEST(test_unguarded_stack_overflow_aborts_at_suspend),

@@ -4,7 +4,6 @@
  * is the context implementation's (coro_ctx.h).
  */
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 
 #include "../core/platform.h"
@@ -142,6 +141,26 @@ static tl__coro_t *start(tl__coro_t *c) {
     return c;
 }
 
+/* What a switch back to the resumer says: 0 suspended, 1 finished, or
+ * OVERFLOWED (suspended past the end of an unguarded stack). */
+#define OVERFLOWED 2
+
+/* The switch in, for the cases that need to act after the switch back on
+ * the resumer's stack: sanitizer announcements, and the overflow report for
+ * unguarded stacks (it cannot run on the overflowed stack itself: the
+ * dynamic linker alone may want kilobytes to bind write). */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((noinline))
+#endif
+static int enter_and_check(tl__coro_t *c) {
+    asan_enter(c);
+    int r = tl__ctx_enter(&c->ctx);
+    asan_left(c);
+    if (TL__UNLIKELY(r == OVERFLOWED))
+        tl__stack_os_overflow();
+    return r;
+}
+
 int tl__coro_resume(tl__coro_t *c) {
     if (c == NULL)
         return TL_EINVAL;
@@ -154,46 +173,42 @@ int tl__coro_resume(tl__coro_t *c) {
     c->state = CORO_RUNNING;
     current = c;
 #ifdef TL__ASAN
-    asan_enter(c);
-    int finished = tl__ctx_enter(&c->ctx);
-    asan_left(c);
-    return finished;
+    return enter_and_check(c);
 #else
+    if (TL__UNLIKELY(c->stack.guard == TL__GUARD_NONE))
+        return enter_and_check(c);
     /* A tail call: the switch back returns straight to our caller, so no
      * `ret` here meets a return-stack predictor the switch has misled. */
     return tl__ctx_enter(&c->ctx);
 #endif
 }
 
-/* An unguarded stack (see coro.h) is checked when its coroutine suspends.
- * Past its end there is only the spare page left, so the report is one
- * unformatted line: fputs and abort need little stack. */
-static void check_unguarded(tl__coro_t *c) {
+/* An unguarded stack (see coro.h) is checked when its coroutine suspends:
+ * 0, or OVERFLOWED when its stack pointer is (nearly) past the end. */
+static int check_unguarded(tl__coro_t *c) {
 #if defined(__GNUC__) || defined(__clang__)
     char *sp = __builtin_frame_address(0);
 #else
     char here, *sp = &here;
 #endif
-    if ((uintptr_t)sp < (uintptr_t)c->stack.lo + UNGUARDED_MARGIN) {
-        fputs("tulip: coroutine stack overflow (a stack without a guard page)\n", stderr);
-        abort();
-    }
+    return (uintptr_t)sp < (uintptr_t)c->stack.lo + UNGUARDED_MARGIN ? OVERFLOWED : 0;
 }
 
 void tl__coro_suspend(tl__coro_t *c) {
     if (TL__UNLIKELY(c == NULL || c != current))
         return;
+    int value = 0;
     if (TL__UNLIKELY(c->stack.guard == TL__GUARD_NONE))
-        check_unguarded(c);
+        value = check_unguarded(c);
     c->state = CORO_SUSPENDED;
     current = c->parent;
 #ifdef TL__ASAN
     void *fake = NULL;
     asan_leave(c, &fake);
-    tl__ctx_leave(&c->ctx, 0);
+    tl__ctx_leave(&c->ctx, value);
     asan_entered(c, fake);
 #else
-    tl__ctx_leave(&c->ctx, 0);
+    tl__ctx_leave(&c->ctx, value);
 #endif
 }
 

@@ -14,10 +14,10 @@
  * defines TL_CORO_ASM or TL_CORO_UCONTEXT); tl__coro_impl() names the one
  * built in:
  *   asm       a hand-written switch (coro_switch_x86_64.S, coro_switch_aarch64.S):
- *             about 6 ns a switch on x86-64. The default on x86-64 (SysV ABI)
- *             and aarch64 (AAPCS64).
+ *             about 6 ns a switch on x86-64, resume and suspend included. The
+ *             default on x86-64 (SysV ABI) and aarch64 (AAPCS64).
  *   ucontext  getcontext/makecontext/swapcontext (coro_ucontext.c): portable
- *             POSIX, about 50 times slower (swapcontext makes a sigprocmask
+ *             POSIX, hundreds of ns a switch (swapcontext makes a sigprocmask
  *             system call each time). The default elsewhere; kept and tested.
  * A Windows build would plug Fibers in behind the same functions (coro_ctx.h
  * is the seam); no stack or context type leaks through this header.
@@ -50,13 +50,16 @@
  * Stacks. Each coroutine's stack is taken from a pool (one per loop): memory
  * mapped with MAP_NORESERVE, lazily committed (a page costs memory only once
  * touched, so a 64 KiB stack that never goes deeper than 4 KiB costs 4 KiB),
- * never transparent-huge-paged, carved from chunks of many stacks so that
- * mapping, guard and release costs are shared. The coroutine's own record
- * lives at the top of its stack: a coroutine costs no allocation of its own,
- * and a sleeping one whose frames fit in a page costs exactly one page.
+ * never transparent-huge-paged, carved from chunks of up to 8 MiB so that
+ * mapping costs are shared. The coroutine's own record (about 128 bytes)
+ * lives at the top of its stack: a coroutine costs no allocation of its own
+ * (asm), and a sleeping one whose frames fit in a page costs one page.
  * Freed stacks go back to the pool and are reused, most recent first (their
- * pages are warm); chunks whose stacks are all free are unmapped once more
- * than TL__STACK_CACHE_BYTES of them sit idle.
+ * pages are warm): a fresh stack costs a page fault and a guard call (15-30 us
+ * in the VM measured), a reused one nothing. Idle chunks are kept up to
+ * 16 MiB, or as much as the pool's peak of the last second or two would use
+ * again; beyond that they are unmapped as the pool goes on being used
+ * (stack_pool.c), so a burst's memory goes back within seconds.
  *
  * Guard pages. Below every stack lies one page that is not part of it. The
  * pool makes it a guard page, so that running off the end of a stack (deep
@@ -71,10 +74,14 @@
  *     quarter of that limit (about 16000 stacks by default, so half of the
  *     mappings stay free for everything else in the process); stacks beyond
  *     that, or refused by the kernel, get no guard: the page below stays
- *     untouched, absorbing (not detecting) an overflow of up to one page, and
- *     a coroutine found suspending with its stack pointer below its stack
- *     aborts the process with a message. Raise vm.max_map_count (sysctl) to
- *     guard every stack on older kernels.
+ *     mapped and untouched, absorbing (not detecting) an overflow of up to a
+ *     page, and a coroutine that suspends with less than 512 bytes of its
+ *     stack left (or past its end) makes its resumer print a message and
+ *     abort the process. Raise vm.max_map_count (sysctl) to guard every
+ *     stack on older kernels.
+ *   Guards cost no memory either way. Without mprotect guards a chunk is a
+ *   single mapping, and adjacent chunks merge: a million stacks with
+ *   MADV_GUARD_INSTALL measured one VMA all told.
  * TL_STACK_GUARD=madvise|mprotect|none in the environment forces one way
  * (read once per process).
  * The first 16 KiB of a stack are its minimum: below that, resume's own
@@ -110,7 +117,7 @@ int tl__stack_pool_new(tl__stack_pool_t **out);
 void tl__stack_pool_free(tl__stack_pool_t *pool);
 
 /* A coroutine that will run fn(arg) on its own stack of stack_size bytes
- * (0 = TL__CORO_STACK_DEFAULT; rounded up to whole pages; the top ~100 bytes
+ * (0 = TL__CORO_STACK_DEFAULT; rounded up to whole pages; the top 128 bytes
  * hold the coroutine's record), taken from pool. Does not start it: the first
  * tl__coro_resume calls fn. The caller frees it with tl__coro_free.
  * TL_EINVAL for a NULL pool, fn or out, or a size below TL__CORO_STACK_MIN or

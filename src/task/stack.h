@@ -19,9 +19,8 @@
 
 #include "coro.h"
 
-/* Idle chunks (no stack in use) the pool keeps warm for reuse, in bytes of
- * address space; older idle chunks have their pages released, and are
- * unmapped after a while (stack_pool.c). */
+/* Idle chunks (no stack in use) the pool keeps for reuse at least, in bytes
+ * of address space; more while a recent peak may come back (stack_pool.c). */
 #define TL__STACK_CACHE_BYTES ((size_t)16 << 20)
 /* A chunk holds at most this many bytes of slots, and at most
  * TL__STACK_CHUNK_SLOTS_MAX slots; a pool's first chunk of a size holds 4. */
@@ -48,19 +47,22 @@ int tl__stack_os_map(size_t bytes, void **out);
  * of its `mprotect_guards` TL__GUARD_MPROTECT pages. */
 void tl__stack_os_unmap(void *base, size_t bytes, size_t mprotect_guards);
 
-/* Let the kernel take the memory of [base, base + bytes) back whenever it
- * needs it (MADV_FREE); the mapping and guards stay, contents become
- * undefined. Best effort. */
-void tl__stack_os_release(void *base, size_t bytes);
-
 /* Make the page at `page` (inside a mapping of ours) a guard page, the best
  * way this process can afford: returns the TL__GUARD_* kind it got. Never
  * fails; TL__GUARD_NONE means the page stays ordinary (and untouched). */
 int tl__stack_os_guard(void *page);
 
+/* A coroutine ran past the end of a stack without a guard page: say so on
+ * stderr and abort, using as little stack as possible. */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((noreturn))
+#endif
+void tl__stack_os_overflow(void);
+
 /* Test hook: force a guard kind for the whole process (-1: back to what the
- * probe found). */
-void tl__stack_os_force_guard(int kind);
+ * probe finds), and with budget > 0 the number of mprotect guard pages the
+ * process may hold (0: a quarter of vm.max_map_count). */
+void tl__stack_os_force_guard(int kind, long budget);
 
 /* ---- the pool ---------------------------------------------------------- */
 
@@ -78,5 +80,15 @@ int tl__stack_get(tl__stack_pool_t *pool, size_t size, tl__stack_t *out);
 
 /* Give a stack back to the pool it came from. */
 void tl__stack_put(tl__stack_pool_t *pool, const tl__stack_t *s);
+
+/* What a pool holds, for tests and benchmarks. */
+typedef struct tl__stack_stats {
+    size_t chunks;       /* mappings held now */
+    size_t mapped_bytes; /* their size */
+    size_t idle_bytes;   /* of which in chunks with no stack in use */
+    size_t maps_made;    /* chunks mapped over the pool's life */
+    size_t guards[3];    /* slots set up, by TL__GUARD_* kind, over its life */
+} tl__stack_stats_t;
+void tl__stack_pool_stats(const tl__stack_pool_t *pool, tl__stack_stats_t *out);
 
 #endif

@@ -11,15 +11,18 @@
  * first, so the warmest stack is reused next.
  *
  * A chunk with no stack in use is idle. Idle chunks are what makes a burst of
- * coroutines cheap the second time (a fresh stack costs a page fault, a guard
- * call and its share of a mapping: 15-20 us, against ~70 ns reused), and what
- * holds memory after it. So, oldest first on an idle list:
- *   - the most recently idle TL__STACK_CACHE_BYTES stay as they are (warm);
- *   - older ones are handed back with tl__stack_os_release (MADV_FREE: the
- *     kernel takes the pages only if it needs memory; reuse before that
- *     costs nothing);
- *   - chunks idle for TL__STACK_IDLE_NS beyond the warm ones are unmapped, a
- *     few each time another chunk falls idle (bounded work per call).
+ * coroutines cheap the next time (a fresh stack costs a page fault, a guard
+ * call and its share of a mapping: 15-20 us here, against ~70 ns reused),
+ * and what holds memory after it. The pool keeps idle chunks, oldest first
+ * on an idle list, up to the larger of TL__STACK_CACHE_BYTES and what the
+ * recent peak would need again (the most bytes of busy chunks seen in the
+ * current or the previous TL__STACK_EPOCH_NS, less those busy now). Past
+ * that the oldest idle chunks are unmapped, at most TL__STACK_TRIM_MAX each
+ * time a chunk falls idle, so no call stalls long. So a loop cycling through
+ * a thousand coroutines keeps its stacks, and a burst of a million gives its
+ * memory back within a couple of seconds of pool activity after it ends.
+ * (Releasing pages with MADV_FREE instead was tried: reusing a lazily freed
+ * page costs a dirty-bit fault, 5-10 us per stack in this VM.)
  */
 #include <string.h>
 
@@ -28,10 +31,10 @@
 #include "stack.h"
 #include "tulip/core.h"
 
-/* How long an idle chunk beyond the warm cache stays mapped, and how many
- * such chunks one call unmaps at most. */
-#define TL__STACK_IDLE_NS ((uint64_t)1000000000)
-#define TL__STACK_TRIM_MAX 4
+/* The window of the peak the idle cache follows, and how many chunks one
+ * call unmaps at most. */
+#define TL__STACK_EPOCH_NS ((uint64_t)1000000000)
+#define TL__STACK_TRIM_MAX 16
 
 typedef struct sclass sclass_t;
 
@@ -42,7 +45,6 @@ typedef struct chunk {
     sclass_t *cls;
     char *base;
     size_t bytes;
-    uint64_t idle_since;
     uint32_t nslots;
     uint32_t nfresh; /* slots [nfresh, nslots) never handed out */
     uint32_t nfree;  /* entries in free[] */
@@ -50,7 +52,6 @@ typedef struct chunk {
     uint32_t nmprotect; /* slots whose guard is TL__GUARD_MPROTECT */
     uint8_t on_avail;
     uint8_t idle;
-    uint8_t released; /* pages handed back while idle */
     uint8_t *guard;   /* per slot, once handed out */
     uint32_t free[];  /* then guard[nslots] */
 } chunk_t;
@@ -68,8 +69,10 @@ struct tl__stack_pool {
     sclass_t *classes;
     chunk_t *chunks;
     chunk_t *idle_head, *idle_tail; /* oldest first */
-    chunk_t *warm;                  /* oldest idle chunk not released */
-    size_t warm_bytes;              /* idle, not released */
+    size_t mapped_bytes, idle_bytes;
+    size_t peak_cur, peak_prev; /* most busy bytes this epoch, the last one */
+    uint64_t epoch_start;
+    size_t nchunks, maps_made, guards[3];
 };
 
 int tl__stack_pool_new(tl__stack_pool_t **out) {
@@ -114,17 +117,10 @@ static void idle_append(tl__stack_pool_t *pool, chunk_t *ch) {
         pool->idle_head = ch;
     pool->idle_tail = ch;
     ch->idle = 1;
-    ch->released = 0;
-    if (pool->warm == NULL)
-        pool->warm = ch;
-    pool->warm_bytes += ch->bytes;
+    pool->idle_bytes += ch->bytes;
 }
 
 static void idle_remove(tl__stack_pool_t *pool, chunk_t *ch) {
-    if (pool->warm == ch)
-        pool->warm = ch->idle_next;
-    if (!ch->released)
-        pool->warm_bytes -= ch->bytes;
     if (ch->idle_prev)
         ch->idle_prev->idle_next = ch->idle_next;
     else
@@ -135,6 +131,14 @@ static void idle_remove(tl__stack_pool_t *pool, chunk_t *ch) {
         pool->idle_tail = ch->idle_prev;
     ch->idle_next = ch->idle_prev = NULL;
     ch->idle = 0;
+    pool->idle_bytes -= ch->bytes;
+}
+
+/* Busy bytes grew: the epoch's peak follows. */
+static void note_busy(tl__stack_pool_t *pool) {
+    size_t busy = pool->mapped_bytes - pool->idle_bytes;
+    if (busy > pool->peak_cur)
+        pool->peak_cur = busy;
 }
 
 /* ---- chunks ------------------------------------------------------------ */
@@ -150,6 +154,8 @@ static void chunk_release(tl__stack_pool_t *pool, chunk_t *ch) {
         pool->chunks = ch->all_next;
     if (ch->all_next)
         ch->all_next->all_prev = ch->all_prev;
+    pool->mapped_bytes -= ch->bytes;
+    pool->nchunks--;
     tl__stack_os_unmap(ch->base, ch->bytes, ch->nmprotect);
     tl__free(ch);
 }
@@ -177,6 +183,9 @@ static int chunk_new(tl__stack_pool_t *pool, sclass_t *cls, chunk_t **out) {
     if (pool->chunks)
         pool->chunks->all_prev = ch;
     pool->chunks = ch;
+    pool->mapped_bytes += ch->bytes;
+    pool->nchunks++;
+    pool->maps_made++;
     avail_push(cls, ch);
     if (cls->next_nslots < TL__STACK_CHUNK_SLOTS_MAX)
         cls->next_nslots *= 2;
@@ -184,24 +193,29 @@ static int chunk_new(tl__stack_pool_t *pool, sclass_t *cls, chunk_t **out) {
     return 0;
 }
 
-/* A chunk fell idle: keep the newest TL__STACK_CACHE_BYTES warm, release
- * older pages, unmap a few chunks idle for long. */
+/* A chunk fell idle: keep it, then unmap the oldest idle chunks beyond what
+ * the recent peak would want back. */
 static void chunk_idle(tl__stack_pool_t *pool, chunk_t *ch) {
-    uint64_t now = tl__time_ns();
-    ch->idle_since = now;
     idle_append(pool, ch);
-    while (pool->warm_bytes > TL__STACK_CACHE_BYTES && pool->warm != ch) {
-        chunk_t *old = pool->warm;
-        tl__stack_os_release(old->base, old->bytes);
-        old->released = 1;
-        pool->warm_bytes -= old->bytes;
-        pool->warm = old->idle_next;
+    if (pool->idle_bytes <= TL__STACK_CACHE_BYTES)
+        return; /* nothing to trim: no need for the clock */
+    uint64_t now = tl__time_ns();
+    if (now - pool->epoch_start >= TL__STACK_EPOCH_NS) {
+        /* The clock is read only here, so an epoch may have lasted longer:
+         * its peak still counts once more (keeping memory, not losing it). */
+        pool->peak_prev = pool->peak_cur;
+        pool->peak_cur = pool->mapped_bytes - pool->idle_bytes;
+        pool->epoch_start = now;
     }
-    for (int i = 0; i < TL__STACK_TRIM_MAX; i++) {
-        chunk_t *old = pool->idle_head;
-        if (old == NULL || !old->released || now - old->idle_since < TL__STACK_IDLE_NS)
-            break;
-        chunk_release(pool, old);
+    size_t peak = pool->peak_cur > pool->peak_prev ? pool->peak_cur : pool->peak_prev;
+    size_t busy = pool->mapped_bytes - pool->idle_bytes;
+    size_t keep = peak > busy ? peak - busy : 0;
+    if (keep < TL__STACK_CACHE_BYTES)
+        keep = TL__STACK_CACHE_BYTES;
+    for (int i = 0; i < TL__STACK_TRIM_MAX && pool->idle_bytes > keep; i++) {
+        if (pool->idle_head == ch && ch->idle_next == NULL)
+            break; /* the only idle chunk stays, however large */
+        chunk_release(pool, pool->idle_head);
     }
 }
 
@@ -258,9 +272,13 @@ int tl__stack_get(tl__stack_pool_t *pool, size_t size, tl__stack_t *out) {
         ch->guard[slot] = (uint8_t)tl__stack_os_guard(ch->base + (size_t)slot * cls->slot_size);
         if (ch->guard[slot] == TL__GUARD_MPROTECT)
             ch->nmprotect++;
+        pool->guards[ch->guard[slot]]++;
     }
-    if (ch->nlive++ == 0 && ch->idle)
-        idle_remove(pool, ch);
+    if (ch->nlive++ == 0) {
+        if (ch->idle)
+            idle_remove(pool, ch);
+        note_busy(pool);
+    }
     if (ch->nfree == 0 && ch->nfresh == ch->nslots)
         avail_remove(cls, ch);
     out->lo = ch->base + (size_t)slot * cls->slot_size + pool->page;
@@ -280,4 +298,12 @@ void tl__stack_put(tl__stack_pool_t *pool, const tl__stack_t *s) {
     avail_push(cls, ch);
     if (--ch->nlive == 0)
         chunk_idle(pool, ch);
+}
+
+void tl__stack_pool_stats(const tl__stack_pool_t *pool, tl__stack_stats_t *out) {
+    *out = (tl__stack_stats_t){.chunks = pool->nchunks,
+                               .mapped_bytes = pool->mapped_bytes,
+                               .idle_bytes = pool->idle_bytes,
+                               .maps_made = pool->maps_made};
+    memcpy(out->guards, pool->guards, sizeof(out->guards));
 }

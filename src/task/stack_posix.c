@@ -98,14 +98,9 @@ static int way(void) {
     return w - 1;
 }
 
-void tl__stack_os_force_guard(int kind) {
-    if (kind < 0) {
-        atomic_store(&guard_way, 0);
-        return;
-    }
-    if (atomic_load(&mprotect_budget) == 0)
-        atomic_store(&mprotect_budget, read_max_map_count() / 4);
-    atomic_store(&guard_way, 1 + kind);
+void tl__stack_os_force_guard(int kind, long budget) {
+    atomic_store(&mprotect_budget, budget > 0 ? budget : read_max_map_count() / 4);
+    atomic_store(&guard_way, kind < 0 ? 0 : 1 + kind);
 }
 
 int tl__stack_os_map(size_t bytes, void **out) {
@@ -128,13 +123,11 @@ void tl__stack_os_unmap(void *base, size_t bytes, size_t mprotect_pages) {
         atomic_fetch_sub(&mprotect_guards, (long)mprotect_pages);
 }
 
-void tl__stack_os_release(void *base, size_t bytes) {
-#if defined(MADV_FREE)
-    (void)madvise(base, bytes, MADV_FREE);
-#else
-    (void)base;
-    (void)bytes;
-#endif
+void tl__stack_os_overflow(void) {
+    static const char msg[] = "tulip: coroutine stack overflow (a stack without a guard page)\n";
+    ssize_t n = write(2, msg, sizeof(msg) - 1);
+    (void)n;
+    abort();
 }
 
 int tl__stack_os_guard(void *page) {
