@@ -394,6 +394,31 @@ static void test_spawn_survives_each_allocation_failing(void) {
     CU_FAIL("spawn never succeeded");
 }
 
+static void test_a_task_without_memory_for_its_stack_fails_with_enomem(void) {
+    /* The stack is taken at the first step; failing that fails the task. */
+    int saw_enomem = 0;
+    for (long n = 1; n < 20; n++) {
+        tl_loop_t *loop = tl_test_loop();
+        tl_task_t *t;
+        CU_ASSERT_EQUAL_FATAL(tl_task_spawn(loop, returns_arg, NULL, NULL, &t), 0);
+        tl_test_fail_alloc_at(n);
+        CU_ASSERT_EQUAL(tl_loop_run_once(loop, 0), 0);
+        tl_test_fail_alloc_at(0);
+        int done = tl_future_done(tl_task_future(t));
+        int rc = tl_future_error(tl_task_future(t));
+        if (done && rc == TL_ENOMEM) {
+            saw_enomem = 1;
+        } else if (!done) { /* the failure hit something that retries */
+            CU_ASSERT_EQUAL(tl_loop_run_until_complete(loop, tl_task_future(t), NULL), 0);
+        } else {
+            CU_ASSERT_EQUAL(rc, 0);
+        }
+        tl_task_unref(t);
+        tl_test_loop_free(loop);
+    }
+    CU_ASSERT(saw_enomem);
+}
+
 /* ---- tl_run ----------------------------------------------------------- */
 
 static int main_with_children(void *arg, void **result) {
@@ -434,4 +459,5 @@ TL_TEST_SUITE(task,
               TL_TEST(test_closing_the_loop_winds_down_suspended_tasks),
               TL_TEST(test_unretrieved_task_error_is_reported),
               TL_TEST(test_spawn_survives_each_allocation_failing),
+              TL_TEST(test_a_task_without_memory_for_its_stack_fails_with_enomem),
               TL_TEST(test_run_returns_main_result_and_cancels_the_rest))

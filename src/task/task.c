@@ -69,7 +69,7 @@ static void loop_state_close(tl_loop_t *loop, void *data) {
             t->closing = 1;
             resume(t); /* normally runs to its end: finish() unlinks it */
         }
-        if (t->coro) { /* never started, or it suspended again anyway */
+        if (t->alive) { /* never started, or it suspended again anyway */
             unlink_task(s, t);
             tl__coro_free(t->coro);
             t->coro = NULL;
@@ -156,6 +156,16 @@ static void step(void *arg) {
             tl_future_unref(&t->fut);
             return;
         }
+        /* The stack is taken only now, so tasks spawned in bulk hold none
+         * until they run, and one that finishes at once gives it back for
+         * the next. Without memory for it the task fails. */
+        int rc = tl__coro_new(t->owner->pool, t->stack_size, entry, t, &t->coro);
+        if (rc) {
+            t->rc = rc;
+            finish(t);
+            tl_future_unref(&t->fut);
+            return;
+        }
     }
     resume(t);
     tl_future_unref(&t->fut); /* the step's reference */
@@ -207,7 +217,8 @@ int tl_task_spawn(tl_loop_t *loop, tl_task_fn_t fn, void *arg,
             return TL_EINVAL;
         memcpy(&o, opts, opts->size);
     }
-    if (fn == NULL || (o.stack_size != 0 && o.stack_size < TL__MIN_STACK))
+    if (fn == NULL || (o.stack_size != 0 && (o.stack_size < TL__CORO_STACK_MIN ||
+                                             o.stack_size > TL__CORO_STACK_MAX)))
         return TL_EINVAL;
     tl__task_loop_t *s = loop_state(loop);
     if (s == NULL)
@@ -225,9 +236,9 @@ int tl_task_spawn(tl_loop_t *loop, tl_task_fn_t fn, void *arg,
         tl_future_unref(f);
         return TL_ENOMEM;
     }
-    if ((rc = tl__coro_new(s->pool, o.stack_size, entry, t, &t->coro)) ||
-        (rc = schedule_step(t))) {
-        tl_future_unref(f); /* task_finalize frees the coroutine */
+    t->stack_size = o.stack_size;
+    if ((rc = schedule_step(t))) {
+        tl_future_unref(f);
         return rc;
     }
     t->alive = 1;
@@ -334,11 +345,12 @@ int tl_await(tl_future_t *f, void **result) {
         return rc;
     tl_future_ref(f);
     t->waiter = f;
-    if (t->must_cancel) {
-        /* Cancelled while running: the first thing awaited is cancelled. */
+    /* Cancelled while running: the first thing awaited is cancelled. If it
+     * refuses (a gather whose children are all done), the request stays
+     * pending and this await returns TL_ECANCELLED once f is done, as
+     * asyncio's __step keeps _must_cancel when the waiter's cancel fails. */
+    if (t->must_cancel && tl_future_cancel(f, t->cancel_msg) == 1)
         t->must_cancel = 0;
-        tl_future_cancel(f, t->cancel_msg);
-    }
     rc = suspend(t);
     t->waiter = NULL;
     if (rc == 0)

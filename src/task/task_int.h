@@ -6,11 +6,11 @@
 #include "coro.h"
 #include "tulip/task.h"
 
-#define TL__MIN_STACK TL__CORO_STACK_MIN
 
 struct tl_task {
     struct tl_future fut; /* first: a task is a future */
-    tl__coro_t *coro;     /* NULL once finished */
+    tl__coro_t *coro;     /* from the first step until it finishes */
+    size_t stack_size;
     tl_task_fn_t fn;
     void *arg;
     void *value; /* what fn wrote through its result pointer */
