@@ -4,41 +4,43 @@
 #include "../core/alloc.h"
 #include "task_int.h"
 
-typedef struct waitall {
-    size_t left;
-    tl_future_t *done;
-} waitall_t;
-
-static void one_finished(tl_future_t *f, void *arg) {
-    waitall_t *w = arg;
-    tl_future_error(f); /* a cancelled task's outcome is expected */
-    if (--w->left == 0)
-        tl_future_set_result(w->done, NULL, NULL);
-}
-
 /* Cancel what still runs and let it finish, as asyncio.run does before it
- * closes the loop. Tasks spawned meanwhile are cancelled in the next round. */
+ * closes the loop: one gather with return_errors over the tasks (which marks
+ * their outcomes read), then, as asyncio.run's _cancel_all_tasks, a report
+ * for each task that ended with an error rather than cancelled. Tasks
+ * spawned meanwhile are cancelled in the next round. */
 static int cancel_remaining(tl_loop_t *loop) {
     for (;;) {
         int n = tl_task_all(loop, NULL, 0);
         if (n <= 0)
             return n;
         tl_task_t **all = tl__calloc((size_t)n, sizeof(*all));
-        waitall_t w = {0, NULL};
-        int rc = all ? tl_future_new(loop, &w.done) : TL_ENOMEM;
+        tl_future_t **futs = tl__calloc((size_t)n, sizeof(*futs));
+        tl_future_t *gather = NULL;
+        int rc = all && futs ? 0 : TL_ENOMEM;
         if (rc == 0) {
             n = tl_task_all(loop, all, (size_t)n);
-            for (int i = 0; i < n && rc == 0; i++) {
+            for (int i = 0; i < n; i++) {
                 tl_task_cancel(all[i], NULL);
-                if ((rc = tl_future_add_done_callback(tl_task_future(all[i]),
-                                                      one_finished, &w)) == 0)
-                    w.left++;
+                futs[i] = tl_task_future(all[i]);
+            }
+            rc = tl_gather(loop, futs, (size_t)n, 1, &gather);
+        }
+        if (rc == 0)
+            rc = tl_loop_run_until_complete(loop, gather, NULL);
+        for (int i = 0; rc == 0 && i < n; i++) { /* the gather holds them */
+            int err = tl_future_error(futs[i]);
+            if (err < 0 && err != TL_ECANCELLED) {
+                tl_exception_context_t c = {sizeof c,
+                                            "unhandled error during tl_run() shutdown", err,
+                                            tl_future_error_message(futs[i]), futs[i],
+                                            NULL, NULL, 0};
+                tl_loop_call_exception_handler(loop, &c);
             }
         }
+        tl_future_unref(gather);
         tl__free(all);
-        if (rc == 0)
-            rc = tl_loop_run_until_complete(loop, w.done, NULL);
-        tl_future_unref(w.done);
+        tl__free(futs);
         if (rc)
             return rc;
     }

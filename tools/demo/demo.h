@@ -25,6 +25,13 @@ double demo_ms_since(uint64_t t0);
  * Fails too if a callback reported a failure meanwhile. */
 int demo_run(tl_loop_t *loop, int guard_ms);
 
+/* Run the loop until f is done (tl_loop_run_until_complete) and store f's
+ * outcome in *outcome (0 or a TL_E* code) and its result in *result (result
+ * may be NULL). A guard timer fails the part after guard_ms, as demo_run's;
+ * fails too if a callback or a task reported a failure meanwhile. */
+int demo_complete(tl_loop_t *loop, tl_future_t *f, int guard_ms, int *outcome,
+                  void **result);
+
 /* In a part: a tulip call that returns a negative code ends the part. */
 #define TRY(call)                                                              \
     do {                                                                       \
@@ -54,11 +61,34 @@ int demo_run(tl_loop_t *loop, int guard_ms);
         }                                                                      \
     } while (0)
 
+/* In a task's body, which ends with a TL_E* code: as TRY and CHECK, but the
+ * task ends with the failed call's code, or TL_ESTATE for a false claim. */
+#define TASK_TRY(call)                                                         \
+    do {                                                                       \
+        int rc_ = (call);                                                      \
+        if (rc_ < 0) {                                                         \
+            demo_fail("%s returned %s (%s)", #call, tl_err_name(rc_),          \
+                      tl_strerror(rc_));                                       \
+            return rc_;                                                        \
+        }                                                                      \
+    } while (0)
+
+#define TASK_CHECK(cond, ...)                                                  \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            demo_fail(__VA_ARGS__);                                            \
+            return TL_ESTATE;                                                  \
+        }                                                                      \
+    } while (0)
+
 /* The parts, in the order main() runs them. */
 int demo_timers(tl_loop_t *loop);
 int demo_call_soon(tl_loop_t *loop);
 int demo_threads(tl_loop_t *loop);
 int demo_futures(tl_loop_t *loop);
 int demo_signals(tl_loop_t *loop);
+int demo_pipeline(tl_loop_t *loop);
+int demo_gather(tl_loop_t *loop);
+int demo_cancel(tl_loop_t *loop);
 
 #endif /* TULIP_DEMO_H */

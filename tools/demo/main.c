@@ -46,6 +46,18 @@ int demo_run(tl_loop_t *loop, int guard_ms) {
     return 0;
 }
 
+int demo_complete(tl_loop_t *loop, tl_future_t *f, int guard_ms, int *outcome,
+                  void **result) {
+    int timed_out = 0, before = demo_failures();
+    tl_handle_t guard;
+    TRY(tl_loop_call_later(loop, guard_ms * MS, guard_expired, &timed_out, &guard));
+    *outcome = tl_loop_run_until_complete(loop, f, result);
+    tl_handle_cancel(loop, guard);
+    CHECK(!timed_out, "the loop was still waiting after %d ms", guard_ms);
+    CHECK(demo_failures() == before, "a callback or a task failed (see above)");
+    return 0;
+}
+
 /* Which backend runs the loop, and why: $TL_BACKEND or the platform's best. */
 static int show_backend(tl_loop_t *loop) {
     const char *name = tl_loop_backend_name(loop);
@@ -70,11 +82,16 @@ static const struct {
     const char *title;
     int (*run)(tl_loop_t *loop);
 } parts[] = {
-    {"Timers: call_later runs callbacks in deadline order", demo_timers},
+    {"Timers: call_at and call_later run callbacks in deadline order", demo_timers},
     {"call_soon: callbacks run in FIFO order, one batch per iteration", demo_call_soon},
     {"Threads: call_soon_threadsafe hands work to the loop", demo_threads},
     {"Futures: one outcome, awaited, with done callbacks", demo_futures},
     {"Signals: a Unix signal handled as an ordinary loop callback", demo_signals},
+    {"Tasks and a Queue: a producer and three consumers, in sequential C",
+     demo_pipeline},
+    {"gather under a timeout scope: every result, or TL_ETIMEDOUT", demo_gather},
+    {"Cancellation: a request the task sees, cleans up after, or takes back",
+     demo_cancel},
 };
 enum { NPARTS = sizeof(parts) / sizeof(parts[0]) };
 
@@ -82,7 +99,7 @@ int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0); /* lines appear as they happen */
     uint64_t t0 = tl_now_ns();
 
-    printf("tulip %s: Python asyncio's event loop and futures, in C.\n",
+    printf("tulip %s: Python asyncio's event loop, futures and tasks, in C.\n",
            tl_version_string());
     if (tl_version() != TL_VERSION_HEX) {
         demo_fail("headers are version %#x but the library is %#x",

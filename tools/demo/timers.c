@@ -1,6 +1,6 @@
 /*
- * Part 1: timers. call_later puts a callback in the loop's timer heap, keyed
- * by its deadline; the loop sleeps until the earliest one. So timers fire in
+ * Part 1: timers. call_at (and call_later, now + delay) puts a callback in the
+ * loop's timer heap, keyed by its deadline; the loop sleeps until the earliest. So timers fire in
  * deadline order whatever order they were scheduled in, never early, and a
  * timer cancelled through its handle is simply gone.
  */
@@ -46,9 +46,13 @@ int demo_timers(tl_loop_t *loop) {
     };
     printf("   Scheduling four timers in this order: slow (60 ms), fast (20 ms),\n"
            "   medium (40 ms), doomed (30 ms).\n");
+    /* One clock reading for all four deadlines (call_at), so a slow
+     * machine between two calls cannot reorder them. */
     fired.t0 = tl_now_ns();
+    int64_t base = tl_loop_time(loop);
+    CHECK(base >= 0, "tl_loop_time failed: %s", tl_err_name((int)base));
     for (int i = 0; i < 4; i++)
-        TRY(tl_loop_call_later(loop, t[i].delay_ms * MS, on_timer, &t[i], &t[i].handle));
+        TRY(tl_loop_call_at(loop, base + t[i].delay_ms * MS, on_timer, &t[i], &t[i].handle));
 
     int rc = tl_handle_cancel(loop, t[3].handle);
     CHECK(rc == 1, "tl_handle_cancel on a pending timer returned %d, not 1", rc);
