@@ -36,7 +36,10 @@
  * resumed, the sequential form gives the resource back (releases the lock or
  * semaphore, returns the item to the queue, passes a condition's
  * notification on) so that it goes to the next waiter, and returns
- * TL_ECANCELLED.
+ * TL_ECANCELLED. Where it cannot (memory ran out, or a getter already has
+ * the item a put placed), the operation stands and the form returns 0; the
+ * cancellation then stays pending and the task's next suspension reports
+ * it.
  *
  * Memory. Waiting allocates one future: TL_ENOMEM then leaves everything as
  * it was. Waking a waiter completes its future, which can also fail for
@@ -153,8 +156,10 @@ TL_API int tl_condition_wait_future(tl_condition_t *c, tl_future_t **out);
 /* Inside a task: tl_condition_wait_future, and always with the lock held
  * again on return, as asyncio's wait: if the task is cancelled the lock is
  * re-acquired (however often it is cancelled meanwhile) before
- * TL_ECANCELLED is returned. 0, TL_ECANCELLED, TL_ESTATE, TL_ENOMEM (if
- * memory ran out after the lock was released, it is not held), TL_ENOTASK. */
+ * TL_ECANCELLED is returned; except when the condition is freed (or its
+ * lock) while the task waits: then TL_ECANCELLED without the lock, which
+ * may be gone. 0, TL_ECANCELLED, TL_ESTATE, TL_ENOMEM (if memory ran out
+ * after the lock was released, it is not held), TL_ENOTASK. */
 TL_API int tl_condition_wait(tl_condition_t *c);
 /* Inside a task, holding the lock: wait until pred(ctx) is nonzero,
  * checking it first and after every wakeup (asyncio's wait_for). 0 with

@@ -61,6 +61,7 @@ int tl_condition_free(tl_condition_t *c) {
             next = w->next;
             if (w->owner == c) {
                 tl__waitq_unlink(lq, w);
+                w->orphaned = 1;
                 tl_future_cancel(tl__waiter_future(w), NULL);
                 tl_future_unref(tl__waiter_future(w));
             }

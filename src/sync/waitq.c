@@ -108,9 +108,14 @@ void tl__waitq_cancel_all(tl__waitq_t *q) {
     while (q->head) {
         tl__waiter_t *w = q->head;
         tl__waitq_unlink(q, w); /* first: no on_cancel, nothing to unlink */
+        w->orphaned = 1;
         tl_future_cancel(tl__waiter_future(w), NULL);
         tl_future_unref(tl__waiter_future(w));
     }
+}
+
+int tl__waiter_orphaned(const tl_future_t *f) {
+    return f->cls == &waiter_class && ((const tl__waiter_t *)f)->orphaned;
 }
 
 int tl__future_new_done(tl_loop_t *loop, void *value, tl_future_t **out) {

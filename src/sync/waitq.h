@@ -38,6 +38,9 @@ struct tl__waiter {
      * (not when tl__waitq_cancel_all cancels it); `owner` is its own. */
     void (*on_cancel)(tl__waiter_t *w);
     void *owner;
+    /* Cancelled because the object it waited on was freed: the task
+     * awaiting it must not touch that object again. */
+    int orphaned;
 };
 
 /* A queued waiter holds one reference, owned by its queue. */
@@ -76,8 +79,11 @@ int tl__waitq_wake_all(tl__waitq_t *q, tl__waitq_t *wake, void *value,
 int tl__waitq_flush(tl__waitq_t *wake);
 
 /* Cancel every waiter's future and empty the queue (its owner is being
- * freed; a future the loop cannot cancel any more just stays pending). */
+ * freed; a future the loop cannot cancel any more just stays pending).
+ * The waiters are marked orphaned. */
 void tl__waitq_cancel_all(tl__waitq_t *q);
+/* 1 if f is a waiter marked orphaned, 0 otherwise. */
+int tl__waiter_orphaned(const tl_future_t *f);
 
 /* A new future already done with `value` (it has no callbacks yet, so
  * completing it cannot fail). */
