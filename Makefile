@@ -195,7 +195,9 @@ abi-baseline: lib
 AARCH64_CC     ?= aarch64-linux-gnu-gcc
 AARCH64_SYSROOT ?= /usr/aarch64-linux-gnu
 AARCH64_B      ?= build/aarch64$(if $(filter ucontext,$(CORO)),-ucontext)
-AARCH64_SUITES ?= coro task
+AARCH64_SUITES ?= coro task task_gather task_wait task_shield task_as_completed \
+	task_timeout task_taskgroup sync_await sync_await_cancel sync_await_late \
+	sync_await_queue sync_await_nomem sync_lock sync_queue
 .PHONY: test-aarch64
 test-aarch64:
 	@sh tools/deps-aarch64.sh
