@@ -35,5 +35,16 @@ double bench_median(const double *v, int k);
 int bench_call_soon(const bench_opts_t *o);
 int bench_timers(const bench_opts_t *o);
 int bench_threadsafe(const bench_opts_t *o);
+int bench_switch(const bench_opts_t *o);
+int bench_tasks(const bench_opts_t *o);
+int bench_tasks_rss(const bench_opts_t *o);
+int bench_lock_handoff(const bench_opts_t *o);
+int bench_queue_handoff(const bench_opts_t *o);
+
+/* tasks_rss runs each size in a fresh process: tulip-bench re-executes
+ * itself as `tulip-bench --tasks-rss-child N` (a hidden option main()
+ * hands to bench_tasks_rss_child, which measures N sleeping tasks). */
+#define BENCH_TASKS_RSS_CHILD "--tasks-rss-child"
+int bench_tasks_rss_child(long n);
 
 #endif

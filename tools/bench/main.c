@@ -4,9 +4,10 @@
  *   tulip-bench [NAME...] [--n N] [--max-ms M] [--pattern random|step]
  *               [--placement unpinned|pin|same-cpu]
  *
- * NAMEs: call_soon, timers, threadsafe; none means all of them. Each mirrors
- * a program of the reference harness (/work/shared/bench) so the figures can
- * sit side by side with it:
+ * NAMEs: call_soon, timers, threadsafe, switch, tasks, tasks_rss,
+ * lock_handoff, queue_handoff; none means all of them. Each mirrors a
+ * program of the reference harness (/work/shared/bench) so the figures can
+ * sit side by side with it, or is one of the tasks issue's figures:
  *
  *   call_soon   micro/asyncio_callsoon.py's call_soon chain (callbacks/s,
  *               median of 3 runs on fresh loops)
@@ -14,9 +15,22 @@
  *               the figure is CPU time per timer (start + dispatch)
  *   threadsafe  micro/uv_async.c: call_soon_threadsafe ping-pong between
  *               two loops on two threads (wake-ups/s), three placements
+ *   switch      micro/ctxswitch.c: one switch of the coroutine layer
+ *               (src/task/coro.h) in ns, and its coroutine life cycle;
+ *               "impl" is the build's (make CORO=asm|ucontext)
+ *   tasks       micro/asyncio_callsoon.py's tasks figure: 1M no-op tasks
+ *               spawned, run and finished in batches of 1000 (tasks/s)
+ *   tasks_rss   peak RSS with 100k and 1M tasks asleep at once, each size
+ *               in a fresh child process (the 1M one needs ~4.5 GiB of
+ *               memory and, in a VM, half a minute of page faults)
+ *   lock_handoff, queue_handoff
+ *               a Lock passed back and forth between two tasks, and items
+ *               through a Queue of maxsize 1 from a producer to a consumer
+ *               task (per second)
  *
- * --n sets the size of every selected benchmark (callbacks, timers or round
- * trips; same-cpu runs a fifth of it, as micro.sh does). Pin single-threaded
+ * --n sets the size of every selected benchmark (callbacks, timers, round
+ * trips, switches, tasks, hand-offs or items; same-cpu runs a fifth of it,
+ * as micro.sh does; tasks_rss then runs that one size). Pin single-threaded
  * runs yourself as micro.sh does: taskset -c 1 tulip-bench call_soon timers.
  * Exit status: 0, 1 if a benchmark's own check failed, 2 for bad arguments.
  */
@@ -37,6 +51,11 @@ static const struct {
     {"call_soon", bench_call_soon},
     {"timers", bench_timers},
     {"threadsafe", bench_threadsafe},
+    {"switch", bench_switch},
+    {"tasks", bench_tasks},
+    {"tasks_rss", bench_tasks_rss},
+    {"lock_handoff", bench_lock_handoff},
+    {"queue_handoff", bench_queue_handoff},
 };
 enum { NBENCH = sizeof benches / sizeof benches[0] };
 
@@ -95,6 +114,9 @@ static long count_arg(const char *s) {
 int main(int argc, char **argv) {
     bench_opts_t o = {0, -1, NULL, NULL};
     int selected[NBENCH] = {0}, any = 0;
+
+    if (argc == 3 && strcmp(argv[1], BENCH_TASKS_RSS_CHILD) == 0)
+        return bench_tasks_rss_child(count_arg(argv[2])) != 0;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = NULL;
