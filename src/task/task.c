@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "../core/alloc.h"
+#include "../core/options.h"
 #include "../future/future_int.h"
 #include "../loop/loop_int.h"
 #include "coro.h"
@@ -211,12 +212,9 @@ int tl_task_spawn(tl_loop_t *loop, tl_task_fn_t fn, void *arg,
     int rc = tl__loop_check(loop);
     if (rc)
         return rc;
-    tl_task_options_t o = {0};
-    if (opts) {
-        if (opts->size < sizeof(size_t) || opts->size > sizeof(o))
-            return TL_EINVAL;
-        memcpy(&o, opts, opts->size);
-    }
+    tl_task_options_t o;
+    if (tl__copy_options(&o, sizeof o, opts))
+        return TL_EINVAL;
     if (fn == NULL || (o.stack_size != 0 && (o.stack_size < TL__CORO_STACK_MIN ||
                                              o.stack_size > TL__CORO_STACK_MAX)))
         return TL_EINVAL;
