@@ -11,5 +11,6 @@
 #include "tulip/future.h"
 #include "tulip/sync.h"
 #include "tulip/task.h"
+#include "tulip/executor.h"
 
 #endif /* TULIP_H */

@@ -58,7 +58,8 @@ static void test_public_headers_compile_alone_as_c_and_cxx(void) {
     /* Each header stands alone, as C11 and as C++ (extern "C"). */
     const char *headers[] = {"tulip.h", "tulip/core.h", "tulip/backend.h",
                              "tulip/loop.h", "tulip/future.h",
-                             "tulip/sync.h", "tulip/task.h"};
+                             "tulip/sync.h", "tulip/task.h",
+                             "tulip/executor.h"};
     for (size_t i = 0; i < sizeof headers / sizeof *headers; i++) {
         char cmd[512];
         snprintf(cmd, sizeof cmd,

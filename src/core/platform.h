@@ -43,6 +43,27 @@ void tl__mutex_destroy(tl__mutex_t *m);
 void tl__mutex_lock(tl__mutex_t *m);
 void tl__mutex_unlock(tl__mutex_t *m);
 
+/* A condition variable to go with tl__mutex_t. wait may wake spuriously. */
+typedef struct tl__cond {
+    _Alignas(16) unsigned char opaque[64];
+} tl__cond_t;
+int tl__cond_init(tl__cond_t *c);
+void tl__cond_destroy(tl__cond_t *c);
+void tl__cond_wait(tl__cond_t *c, tl__mutex_t *m);
+void tl__cond_signal(tl__cond_t *c);
+void tl__cond_broadcast(tl__cond_t *c);
+
+/* A joinable thread running fn(arg). create returns 0 or a TL_E* code. */
+typedef struct tl__thread {
+    _Alignas(16) unsigned char opaque[16];
+} tl__thread_t;
+int tl__thread_create(tl__thread_t *t, void *(*fn)(void *), void *arg);
+void tl__thread_join(tl__thread_t *t);
+/* Online CPUs (at least 1). */
+unsigned tl__cpu_count(void);
+/* Sleep about ns nanoseconds (for back-off). */
+void tl__sleep_ns(uint64_t ns);
+
 /* Read an environment variable (NULL if unset). */
 const char *tl__getenv(const char *name);
 

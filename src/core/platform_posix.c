@@ -1,4 +1,5 @@
-/* POSIX side of the platform file: clock, mutex, errno translation. */
+/* POSIX side of the platform file: clock, mutex, condition variable,
+ * threads, errno translation. */
 #define _GNU_SOURCE
 #include "platform.h"
 
@@ -6,6 +7,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "tulip/core.h"
 
@@ -34,6 +36,44 @@ void tl__mutex_lock(tl__mutex_t *m) {
 }
 void tl__mutex_unlock(tl__mutex_t *m) {
     pthread_mutex_unlock((pthread_mutex_t *)(void *)m->opaque);
+}
+
+_Static_assert(sizeof(pthread_cond_t) <= sizeof(tl__cond_t),
+               "tl__cond_t too small for pthread_cond_t");
+_Static_assert(sizeof(pthread_t) <= sizeof(tl__thread_t),
+               "tl__thread_t too small for pthread_t");
+
+#define COND(c) ((pthread_cond_t *)(void *)(c)->opaque)
+#define MUTEX(m) ((pthread_mutex_t *)(void *)(m)->opaque)
+
+int tl__cond_init(tl__cond_t *c) {
+    int rc = pthread_cond_init(COND(c), NULL);
+    return rc ? tl_translate_sys_error(rc) : 0;
+}
+void tl__cond_destroy(tl__cond_t *c) { pthread_cond_destroy(COND(c)); }
+void tl__cond_wait(tl__cond_t *c, tl__mutex_t *m) {
+    pthread_cond_wait(COND(c), MUTEX(m));
+}
+void tl__cond_signal(tl__cond_t *c) { pthread_cond_signal(COND(c)); }
+void tl__cond_broadcast(tl__cond_t *c) { pthread_cond_broadcast(COND(c)); }
+
+int tl__thread_create(tl__thread_t *t, void *(*fn)(void *), void *arg) {
+    int rc = pthread_create((pthread_t *)(void *)t->opaque, NULL, fn, arg);
+    return rc ? tl_translate_sys_error(rc) : 0;
+}
+void tl__thread_join(tl__thread_t *t) {
+    pthread_join(*(pthread_t *)(void *)t->opaque, NULL);
+}
+
+unsigned tl__cpu_count(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1u;
+}
+
+void tl__sleep_ns(uint64_t ns) {
+    struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+        ;
 }
 
 const char *tl__getenv(const char *name) { return getenv(name); }

@@ -5,7 +5,7 @@
  *               [--placement unpinned|pin|same-cpu]
  *
  * NAMEs: call_soon, timers, threadsafe, switch, tasks, tasks_rss,
- * lock_handoff, queue_handoff; none means all of them. Each mirrors a
+ * lock_handoff, queue_handoff, executor; none means all of them. Each mirrors a
  * program of the reference harness (/work/shared/bench) so the figures can
  * sit side by side with it, or is one of the tasks issue's figures:
  *
@@ -27,6 +27,10 @@
  *               a Lock passed back and forth between two tasks, and items
  *               through a Queue of maxsize 1 from a producer to a consumer
  *               task (per second)
+ *
+ *   executor    micro/uv_threadpool.c: 1M no-op jobs queued at once on a
+ *               4-thread executor, each completion counted by a done
+ *               callback (jobs/s)
  *
  * --n sets the size of every selected benchmark (callbacks, timers, round
  * trips, switches, tasks, hand-offs or items; same-cpu runs a fifth of it,
@@ -56,6 +60,7 @@ static const struct {
     {"tasks_rss", bench_tasks_rss},
     {"lock_handoff", bench_lock_handoff},
     {"queue_handoff", bench_queue_handoff},
+    {"executor", bench_executor},
 };
 enum { NBENCH = sizeof benches / sizeof benches[0] };
 
