@@ -4,6 +4,7 @@
 
 #include "tl_test.h"
 #include "tulip/task.h"
+#include "task/task_int.h"
 
 static tl_loop_t *loop_;
 
@@ -277,6 +278,37 @@ static void test_cancel_after_the_awaited_future_completed_still_cancels(void) {
     tl_test_loop_free(loop);
 }
 
+static int keeps_a_late_cancel(void *arg, void **result) {
+    (void)result;
+    if (tl_await(arg, NULL) != TL_ECANCELLED)
+        return TL_EUNKNOWN;
+    /* Say the awaited operation could not be undone: report success now and
+     * leave the request for the next suspension. */
+    tl__task_keep_cancel(tl_task_current());
+    if (tl_task_cancelling(tl_task_current()) != 1)
+        return TL_EUNKNOWN;
+    return tl_yield(); /* TL_ECANCELLED: the request was kept */
+}
+
+static void test_a_kept_cancel_reaches_the_next_suspension_with_its_message(void) {
+    tl_loop_t *loop = tl_test_loop();
+    tl_future_t *f;
+    CU_ASSERT_EQUAL_FATAL(tl_future_new(loop, &f), 0);
+    tl_task_t *t;
+    CU_ASSERT_EQUAL_FATAL(tl_task_spawn(loop, keeps_a_late_cancel, f, NULL, &t), 0);
+    CU_ASSERT_EQUAL(tl_loop_run_once(loop, 0), 0);
+    CU_ASSERT_EQUAL(tl_future_set_result(f, NULL, NULL), 0);
+    CU_ASSERT_EQUAL(tl_task_cancel(t, "late"), 1); /* after f completed */
+    CU_ASSERT_EQUAL(tl_loop_run_until_complete(loop, tl_task_future(t), NULL), TL_ECANCELLED);
+    const char *msg = tl_future_error_message(tl_task_future(t));
+    CU_ASSERT_PTR_NOT_NULL(msg);
+    if (msg)
+        CU_ASSERT_STRING_EQUAL(msg, "late");
+    tl_future_unref(f);
+    tl_task_unref(t);
+    tl_test_loop_free(loop);
+}
+
 static int awaits_task(void *arg, void **result) {
     return tl_await(tl_task_future(arg), result);
 }
@@ -454,6 +486,7 @@ TL_TEST_SUITE(task,
               TL_TEST(test_a_cancel_while_running_hits_the_next_await),
               TL_TEST(test_cancel_after_the_awaited_future_completed_still_cancels),
               TL_TEST(test_cancelling_a_task_cancels_the_task_it_awaits),
+              TL_TEST(test_a_kept_cancel_reaches_the_next_suspension_with_its_message),
               TL_TEST(test_names_current_and_all_tasks),
               TL_TEST(test_dropping_the_only_reference_does_not_stop_the_task),
               TL_TEST(test_closing_the_loop_winds_down_suspended_tasks),

@@ -20,6 +20,7 @@
  */
 #include <stdint.h>
 
+#include "../task/task_int.h"
 #include "sync_int.h"
 #include "tulip/task.h"
 
@@ -49,12 +50,10 @@ static int await_future(tl_future_t *f, void **value, int *got) {
 }
 
 /* The operation stood although the task was cancelled: the request the
- * await consumed is made pending again (cancel counts one more, uncancel
- * takes that one back and leaves the request pending). Returns 0. */
+ * await consumed is made pending again, message and count unchanged.
+ * Returns 0. */
 static int stands(void) {
-    tl_task_t *t = tl_task_current();
-    if (tl_task_cancel(t, NULL) == 1)
-        tl_task_uncancel(t);
+    tl__task_keep_cancel(tl_task_current());
     return 0;
 }
 

@@ -271,6 +271,11 @@ int tl_task_cancel(tl_task_t *t, const char *message) {
     return tl_future_cancel(tl_task_future(t), message);
 }
 
+void tl__task_keep_cancel(tl_task_t *t) {
+    if (t && t->fut.state == TL__FUT_PENDING && t->num_cancels > 0)
+        t->must_cancel = 1;
+}
+
 int tl_task_cancelling(const tl_task_t *t) {
     int rc = t ? tl__loop_check(t->fut.loop) : TL_EINVAL;
     return rc ? rc : t->num_cancels;

@@ -36,4 +36,9 @@ typedef struct tl__task_loop {
     uint64_t spawned;
 } tl__task_loop_t;
 
+/* The cancellation that an await of t just reported stays pending (with its
+ * message), for t's next suspension: for code that reported success
+ * instead because the operation it awaited could not be undone. */
+void tl__task_keep_cancel(tl_task_t *t);
+
 #endif
