@@ -12,5 +12,9 @@
 #include "tulip/sync.h"
 #include "tulip/task.h"
 #include "tulip/executor.h"
+#include "tulip/dns.h"
+#include "tulip/netstack.h"
+#include "tulip/transport.h"
+#include "tulip/stream.h"
 
 #endif /* TULIP_H */

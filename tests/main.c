@@ -115,6 +115,34 @@ void tl_test_loop_free(tl_loop_t *loop) {
     CU_ASSERT_EQUAL(tl_loop_unref(loop), 0);
 }
 
+/* TEMPORARY while the kernel netstack lands: weak references. */
+#pragma weak tl_netstack_kernel
+#pragma weak tl_loop_set_netstack
+
+/* The netstack named by TL_NETSTACK ("kernel" by default); the test
+ * stacks (tests/ns_user.c) override this weak default. */
+__attribute__((weak)) const tl_netstack_ops_t *
+tl_test_netstack_by_name(const char *name, void **config) {
+    *config = NULL;
+    return name == NULL || strcmp(name, "kernel") == 0 ? tl_netstack_kernel()
+                                                       : NULL;
+}
+
+const char *tl_test_netstack_name(void) {
+    const char *n = getenv("TL_NETSTACK");
+    return n && *n ? n : "kernel";
+}
+
+tl_loop_t *tl_test_net_loop(void) {
+    tl_loop_t *loop = tl_test_loop();
+    void *config = NULL;
+    const tl_netstack_ops_t *ops =
+        tl_test_netstack_by_name(tl_test_netstack_name(), &config);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ops);
+    CU_ASSERT_EQUAL_FATAL(tl_loop_set_netstack(loop, ops, config), 0);
+    return loop;
+}
+
 const char *tl_test_build_dir(void) {
     const char *b = getenv("TL_TEST_BUILD");
     return b && *b ? b : "build";

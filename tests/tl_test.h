@@ -53,6 +53,17 @@ void tl_test_capture_exceptions(tl_loop_t *loop, tl_test_exc_t *exc);
 tl_loop_t *tl_test_loop(void);
 void tl_test_loop_free(tl_loop_t *loop);
 
+/* A new loop whose netstack is the one TL_NETSTACK names: "kernel" (the
+ * default), "user" (the in-process user-space stack of tests/ns_user.c) or
+ * "fault" (the kernel behind the fault-injecting wrapper, no faults armed).
+ * The transport and stream conformance suites make their loops with it, so
+ * `TL_NETSTACK=user make test SUITES=...` runs them on the user stack. */
+tl_loop_t *tl_test_net_loop(void);
+const char *tl_test_netstack_name(void);
+/* Which table a name means (NULL: unknown), and its config. */
+const tl_netstack_ops_t *tl_test_netstack_by_name(const char *name,
+                                                  void **config);
+
 /* The build folder of the flavour under test (TL_TEST_BUILD, "build"). */
 const char *tl_test_build_dir(void);
 

@@ -120,7 +120,17 @@ TL_API const char *tl_version_string(void);
     XX(EQUEUEEMPTY, -3009, "queue is empty")                                  \
     XX(ENOTASK, -3010, "not called from inside a task")                       \
     XX(EBROKEN, -3011, "the barrier is broken")                               \
-    XX(EQUEUESHUTDOWN, -3012, "the queue is shut down")
+    XX(EQUEUESHUTDOWN, -3012, "the queue is shut down")                      \
+    XX(EAI_NONAME, -3013, "name or service not known")                        \
+    XX(EAI_AGAIN, -3014, "temporary failure in name resolution")              \
+    XX(EAI_FAIL, -3015, "non-recoverable failure in name resolution")         \
+    XX(EAI_FAMILY, -3016, "address family not supported by the resolver")    \
+    XX(EAI_SERVICE, -3017, "service not supported for the socket type")       \
+    XX(EAI_NODATA, -3018, "the host has no address of the requested kind")    \
+    XX(EAI_BADFLAGS, -3019, "bad flags for name resolution")                  \
+    XX(EAI_SOCKTYPE, -3020, "socket type not supported by the resolver")      \
+    XX(EINCOMPLETE, -3021, "end of stream before the expected bytes")         \
+    XX(ELIMITOVERRUN, -3022, "separator not found within the buffer limit")
 
 typedef enum tl_errno {
 #define TL__ERRNO_ENUM(name, value, msg) TL_##name = (value),

@@ -131,6 +131,22 @@ TL_API int tl_loop_add_writer(tl_loop_t *loop, tl_fd_t fd, tl_callback_t cb,
 TL_API int tl_loop_remove_reader(tl_loop_t *loop, tl_fd_t fd);
 TL_API int tl_loop_remove_writer(tl_loop_t *loop, tl_fd_t fd);
 
+/* A poller: called once per loop iteration, before the loop decides how
+ * long to wait for events. It must not block. It may do work (deliver a
+ * user-space network stack's packets, run callbacks) and returns nonzero
+ * when it has more to do soon, zero when the loop may sleep. While any
+ * poller returns nonzero the loop polls its backend with a zero timeout
+ * instead of sleeping (run-to-completion, spinning): timers, descriptors
+ * and signals keep working beside it. */
+typedef int (*tl_poller_t)(tl_loop_t *loop, void *ctx);
+/* Add a poller (the same fn and ctx twice: TL_EEXIST). Pollers run in the
+ * order they were added. TL_EINVAL, TL_EWRONGTHREAD, TL_ECLOSED,
+ * TL_ENOMEM. */
+TL_API int tl_loop_add_poller(tl_loop_t *loop, tl_poller_t fn, void *ctx);
+/* 1 if the poller was removed, 0 if there was none. It may be called from
+ * inside a poller (itself or another), which is then not called again. */
+TL_API int tl_loop_remove_poller(tl_loop_t *loop, tl_poller_t fn, void *ctx);
+
 /* Run cb(ctx) as a loop callback after signal `signum` arrives (several
  * arrivals before the callback runs are folded into one call). Replaces
  * this loop's previous handler for signum. Several loops may handle the same

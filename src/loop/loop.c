@@ -361,6 +361,9 @@ int tl_loop_close(tl_loop_t *loop) {
     tl__heap_free(&loop->timers);
     tl__free(loop->ts_q);
     tl__free(loop->ts_spare);
+    tl__free(loop->pollers);
+    loop->pollers = NULL;
+    loop->npollers = loop->pollers_cap = 0;
     loop->ring = NULL;
     loop->slots = NULL;
     loop->heap_pos = NULL;
@@ -421,8 +424,56 @@ static void expire_timers(tl_loop_t *loop) {
     }
 }
 
+/* Run the pollers; nonzero when one of them says the loop must not sleep.
+ * A poller may remove pollers (itself included), so the array is walked by
+ * index and re-read each step. */
+static int run_pollers(tl_loop_t *loop) {
+    int busy = 0;
+    for (size_t i = 0; i < loop->npollers && !loop->closed; i++) {
+        tl__poller_t p = loop->pollers[i];
+        if (p.fn(loop, p.ctx))
+            busy = 1;
+        if (i < loop->npollers && (loop->pollers[i].fn != p.fn || loop->pollers[i].ctx != p.ctx))
+            i--; /* removed: the next one moved into its place */
+    }
+    return busy;
+}
+
+int tl_loop_add_poller(tl_loop_t *loop, tl_poller_t fn, void *ctx) {
+    int rc = tl__loop_check(loop);
+    if (rc)
+        return rc;
+    if (fn == NULL)
+        return TL_EINVAL;
+    for (size_t i = 0; i < loop->npollers; i++)
+        if (loop->pollers[i].fn == fn && loop->pollers[i].ctx == ctx)
+            return TL_EEXIST;
+    if (tl__grow((void **)&loop->pollers, &loop->pollers_cap, loop->npollers + 1,
+                 sizeof(*loop->pollers)))
+        return TL_ENOMEM;
+    loop->pollers[loop->npollers++] = (tl__poller_t){fn, ctx};
+    return 0;
+}
+
+int tl_loop_remove_poller(tl_loop_t *loop, tl_poller_t fn, void *ctx) {
+    if (loop == NULL || fn == NULL)
+        return TL_EINVAL;
+    if (loop->owner != tl__thread_self())
+        return TL_EWRONGTHREAD;
+    for (size_t i = 0; i < loop->npollers; i++)
+        if (loop->pollers[i].fn == fn && loop->pollers[i].ctx == ctx) {
+            memmove(&loop->pollers[i], &loop->pollers[i + 1],
+                    (loop->npollers - i - 1) * sizeof(*loop->pollers));
+            loop->npollers--;
+            return 1;
+        }
+    return 0;
+}
+
 /* One iteration, as the header describes. */
 static int iterate(tl_loop_t *loop, int64_t max_wait) {
+    if (loop->npollers && run_pollers(loop))
+        max_wait = 0;
     int64_t timeout = poll_timeout(loop, max_wait);
     if (timeout != 0 || loop->nwatched) {
         int n = loop->be->poll(loop->be_state, timeout, loop->events,

@@ -43,6 +43,11 @@ typedef struct tl__tsentry {
     void *ctx;
 } tl__tsentry_t;
 
+typedef struct tl__poller {
+    tl_poller_t fn;
+    void *ctx;
+} tl__poller_t;
+
 typedef struct tl__sighandler {
     tl_callback_t cb;
     void *ctx;
@@ -53,7 +58,7 @@ typedef struct tl__sighandler {
 /* Per-loop state of the modules above the loop (tasks, later the executor),
  * without the loop knowing them: close(loop, data) runs when the loop
  * closes, after pending callbacks were dropped. */
-enum { TL__EXT_TASK, TL__EXT_EXECUTOR, TL__EXT_MAX };
+enum { TL__EXT_TASK, TL__EXT_EXECUTOR, TL__EXT_TRANSPORT, TL__EXT_MAX };
 typedef struct tl__loop_ext {
     void *data;
     void (*close)(tl_loop_t *loop, void *data);
@@ -95,6 +100,10 @@ struct tl_loop {
     /* signals */
     tl__sigslot_t *sig;
     tl__sighandler_t *sigh; /* TL__SIG_MAX + 1 entries, made on first use */
+
+    /* pollers (tl_loop_add_poller), called once per iteration */
+    tl__poller_t *pollers;
+    size_t npollers, pollers_cap;
 
     tl_exception_handler_t eh;
     void *eh_ctx;
