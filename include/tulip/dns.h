@@ -1,6 +1,11 @@
 /*
- * tulip/dns.h - addresses and name resolution (placeholder until the
- * resolver lands: the address type the netstack and transports share).
+ * tulip/dns.h - socket addresses and name resolution (asyncio's
+ * loop.getaddrinfo / loop.getnameinfo): the system resolver runs on the
+ * executor, the answer comes back as a future of the loop.
+ *
+ * Addresses are tl_sockaddr_t values: a platform struct sockaddr_storage
+ * and its length, so they can be copied and stored without allocation.
+ * Families and flags are tulip's own numbers, the same on every platform.
  */
 #ifndef TULIP_DNS_H
 #define TULIP_DNS_H
@@ -9,6 +14,7 @@
 #include <stdint.h>
 
 #include "core.h"
+#include "future.h"
 #include "loop.h"
 
 #ifdef __cplusplus
@@ -31,6 +37,103 @@ typedef struct tl_sockaddr {
         uint64_t align_;
     } u;
 } tl_sockaddr_t;
+
+/* A numeric IPv4 ("127.0.0.1") or IPv6 ("::1", "fe80::1%eth0") address
+ * and a port (0-65535). TL_EINVAL for anything else (names included:
+ * resolve those with tl_getaddrinfo). */
+TL_API int tl_sockaddr_from_ip(const char *ip, int port, tl_sockaddr_t *out);
+/* A Unix socket path; a leading '@' names a Linux abstract socket (the
+ * '@' becomes the leading NUL). TL_ENAMETOOLONG when it does not fit,
+ * TL_EINVAL for an empty path, TL_EAFNOSUPPORT without Unix sockets. */
+TL_API int tl_sockaddr_from_unix(const char *path, tl_sockaddr_t *out);
+/* The address as text in buf ("127.0.0.1", "::1", a path, "@name" for an
+ * abstract name) and, when port is not NULL, its port (0 for Unix).
+ * TL_ENOSPC when buf is too small (46 bytes hold any IP address),
+ * TL_EAFNOSUPPORT for an unknown family, TL_EINVAL for NULLs. */
+TL_API int tl_sockaddr_to_string(const tl_sockaddr_t *a, char *buf, size_t len,
+                                 int *port);
+/* TL_AF_INET, TL_AF_INET6, TL_AF_UNIX, or TL_AF_UNSPEC (unknown or NULL). */
+TL_API int tl_sockaddr_family(const tl_sockaddr_t *a);
+/* The port of an IP address (0 for other families or NULL). */
+TL_API int tl_sockaddr_port(const tl_sockaddr_t *a);
+/* Copy a platform address of len bytes (TL_EINVAL if len is 0 or does not
+ * fit tl_sockaddr_t). */
+TL_API int tl_sockaddr_from_native(const struct sockaddr *sa, size_t len,
+                                   tl_sockaddr_t *out);
+
+/* ---- getaddrinfo ------------------------------------------------------ */
+
+/* Flags of tl_addrinfo_hints_t. */
+enum {
+    TL_AI_PASSIVE = 1,      /* host NULL: the wildcard address (servers) */
+    TL_AI_CANONNAME = 2,    /* fill canonname of the first entry */
+    TL_AI_NUMERICHOST = 4,  /* host must be numeric: no lookup */
+    TL_AI_NUMERICSERV = 8,  /* port must be numeric */
+    TL_AI_ADDRCONFIG = 16,  /* only families the host has addresses of */
+    TL_AI_V4MAPPED = 32,
+    TL_AI_ALL = 64
+};
+
+typedef struct tl_addrinfo_hints {
+    size_t size; /* sizeof(tl_addrinfo_hints_t), or 0 with all fields 0 */
+    int family;   /* TL_AF_*; 0 any */
+    int socktype; /* TL_SOCK_*; 0 any */
+    int protocol; /* 0 any */
+    int flags;    /* TL_AI_* */
+} tl_addrinfo_hints_t;
+
+typedef struct tl_addrinfo {
+    int family, socktype, protocol;
+    int reserved_;
+    tl_sockaddr_t addr;
+    char *canonname; /* NULL unless asked for, first entry only */
+} tl_addrinfo_t;
+
+/* The resolver's answer, in the system's order. */
+typedef struct tl_addrinfo_list {
+    size_t n;
+    tl_addrinfo_t *items;
+} tl_addrinfo_list_t;
+
+/* Resolve host and port (either may be NULL, not both) as getaddrinfo(3)
+ * does, on the loop's default executor. *out gets a new future (the
+ * caller's reference) whose result is a const tl_addrinfo_list_t *, owned
+ * by the future (freed with it). Numeric hosts and ports (and a NULL host)
+ * are answered without the executor, still through the future.
+ * Errors of the future: TL_EAI_NONAME, TL_EAI_AGAIN, TL_EAI_FAIL,
+ * TL_EAI_FAMILY, TL_EAI_SERVICE, TL_EAI_NODATA, TL_EAI_BADFLAGS,
+ * TL_EAI_SOCKTYPE, TL_ENOMEM, or the system error behind EAI_SYSTEM.
+ * Cancelling the future before a worker took the job removes it.
+ * Returns TL_EINVAL (NULL loop or out, both host and port NULL, bad
+ * hints), TL_EWRONGTHREAD, TL_ECLOSED, TL_ENOMEM. */
+TL_API int tl_getaddrinfo(tl_loop_t *loop, const char *host, const char *port,
+                          const tl_addrinfo_hints_t *hints, tl_future_t **out);
+/* Accessors, for bindings: the count, and entry i's address (NULL past
+ * the end or for NULL). */
+TL_API size_t tl_addrinfo_count(const tl_addrinfo_list_t *list);
+TL_API const tl_sockaddr_t *tl_addrinfo_addr(const tl_addrinfo_list_t *list,
+                                             size_t i);
+
+/* ---- getnameinfo ------------------------------------------------------ */
+
+enum {
+    TL_NI_NUMERICHOST = 1,
+    TL_NI_NUMERICSERV = 2,
+    TL_NI_NAMEREQD = 4, /* fail (TL_EAI_NONAME) rather than give a number */
+    TL_NI_DGRAM = 8,    /* the service is a datagram one */
+    TL_NI_NOFQDN = 16
+};
+
+typedef struct tl_nameinfo {
+    char host[1025];
+    char serv[32];
+} tl_nameinfo_t;
+
+/* getnameinfo(3) of addr on the default executor; the future's result is
+ * a const tl_nameinfo_t *, owned by the future. Errors as tl_getaddrinfo,
+ * and TL_EAFNOSUPPORT for a family the resolver does not know. */
+TL_API int tl_getnameinfo(tl_loop_t *loop, const tl_sockaddr_t *addr, int flags,
+                          tl_future_t **out);
 
 #ifdef __cplusplus
 }
