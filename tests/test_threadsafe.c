@@ -403,22 +403,55 @@ static void test_threadsafe_wakes_a_loop_blocked_with_watchers(void) {
     }
 }
 
-static void test_threadsafe_call_lost_to_out_of_memory_is_reported(void) {
+typedef struct order_log {
+    int seen[8];
+    int n;
+} order_log_t;
+
+static order_log_t order_log;
+
+static void log_1(void *ctx) { ((order_log_t *)ctx)->seen[((order_log_t *)ctx)->n++] = 1; }
+static void log_2(void *ctx) { ((order_log_t *)ctx)->seen[((order_log_t *)ctx)->n++] = 2; }
+static void log_3(void *ctx) { ((order_log_t *)ctx)->seen[((order_log_t *)ctx)->n++] = 3; }
+
+static void test_threadsafe_call_is_kept_when_memory_runs_out_and_runs_later(void) {
     tl_loop_t *loop = tl_test_loop();
     tl_test_exc_t exc;
     tl_test_capture_exceptions(loop, &exc);
-    int n = 0;
-    CU_ASSERT_EQUAL(tl_loop_call_soon_threadsafe(loop, incr, &n), 0);
-    /* Moving it to the (not yet allocated) ready queue fails. */
+    order_log_t *log = &order_log;
+    memset(log, 0, sizeof *log);
+    CU_ASSERT_EQUAL(tl_loop_call_soon_threadsafe(loop, log_1, log), 0);
+    CU_ASSERT_EQUAL(tl_loop_call_soon_threadsafe(loop, log_2, log), 0);
+    /* Moving them to the (not yet allocated) ready queue fails: they are
+     * carried, not lost, and nothing is reported. */
     tl_test_fail_alloc_at(1);
     CU_ASSERT_EQUAL(tl_loop_run_once(loop, 0), 0);
     tl_test_fail_alloc_at(0);
-    CU_ASSERT_EQUAL(exc.count, 1);
-    CU_ASSERT_EQUAL(exc.last_error, TL_ENOMEM);
-    CU_ASSERT_EQUAL(tl_loop_call_soon_threadsafe(loop, incr, &n), 0);
-    CU_ASSERT_EQUAL(tl_loop_run_once(loop, 0), 0);
-    CU_ASSERT_EQUAL(n, 1);
+    CU_ASSERT_EQUAL(exc.count, 0);
+    CU_ASSERT_EQUAL(log->n, 0);
+    CU_ASSERT_EQUAL(tl_loop_call_soon_threadsafe(loop, log_3, log), 0);
+    /* The carried calls keep the loop from sleeping and keep their order
+     * ahead of later ones. */
+    int64_t t0 = tl_now_ns();
+    for (int i = 0; i < 3 && log->n < 3; i++)
+        CU_ASSERT_EQUAL(tl_loop_run_once(loop, 5 * 1000000000LL), 0);
+    CU_ASSERT(tl_now_ns() - t0 < 1000000000LL);
+    CU_ASSERT_EQUAL(log->n, 3);
+    CU_ASSERT_EQUAL(log->seen[0], 1);
+    CU_ASSERT_EQUAL(log->seen[1], 2);
+    CU_ASSERT_EQUAL(log->seen[2], 3);
     tl_test_loop_free(loop);
+}
+
+static void test_threadsafe_calls_carried_at_close_are_dropped(void) {
+    tl_loop_t *loop = tl_test_loop();
+    int ran = 0;
+    CU_ASSERT_EQUAL(tl_loop_call_soon_threadsafe(loop, incr, &ran), 0);
+    tl_test_fail_alloc_at(1);
+    CU_ASSERT_EQUAL(tl_loop_run_once(loop, 0), 0);
+    tl_test_fail_alloc_at(0);
+    CU_ASSERT_EQUAL(ran, 0);
+    tl_test_loop_free(loop); /* the carried call has no drop: just freed */
 }
 
 TL_TEST_SUITE(threadsafe,
@@ -431,4 +464,5 @@ TL_TEST_SUITE(threadsafe,
               TL_TEST(test_threadsafe_calls_racing_close_do_not_crash),
               TL_TEST(test_last_unref_on_another_thread_frees_a_closed_loop),
               TL_TEST(test_threadsafe_wakes_a_loop_blocked_with_watchers),
-              TL_TEST(test_threadsafe_call_lost_to_out_of_memory_is_reported))
+              TL_TEST(test_threadsafe_call_is_kept_when_memory_runs_out_and_runs_later),
+              TL_TEST(test_threadsafe_calls_carried_at_close_are_dropped))

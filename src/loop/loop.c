@@ -236,7 +236,25 @@ int tl_loop_call_soon_threadsafe(tl_loop_t *loop, tl_callback_t cb, void *ctx) {
     return tl__loop_call_soon_threadsafe_drop(loop, cb, NULL, ctx);
 }
 
+static int push_threadsafe(tl_loop_t *loop, const tl__tsentry_t *e) {
+    return e->drop ? push_slotted(loop, e->cb, e->drop, e->ctx, NULL)
+                   : tl__ready_push(loop, e->cb, e->ctx, 0);
+}
+
+/* Move the calls other threads queued onto the ready queue. If that runs
+ * out of memory, the calls not yet moved are carried (at the front of the
+ * spare array) and tried first on the next iteration, which does not
+ * sleep meanwhile: a call from another thread is never lost. */
 static void take_threadsafe(tl_loop_t *loop) {
+    if (loop->ts_carry) {
+        size_t k = 0;
+        while (k < loop->ts_carry && push_threadsafe(loop, &loop->ts_spare[k]) == 0)
+            k++;
+        loop->ts_carry -= k;
+        memmove(loop->ts_spare, loop->ts_spare + k, loop->ts_carry * sizeof(*loop->ts_spare));
+        if (loop->ts_carry)
+            return; /* still short of memory; the queue keeps filling */
+    }
     tl__mutex_lock(&loop->ts_lock);
     tl__tsentry_t *q = loop->ts_q;
     size_t n = loop->ts_n, cap = loop->ts_cap;
@@ -246,14 +264,12 @@ static void take_threadsafe(tl_loop_t *loop) {
     loop->ts_signalled = 0;
     atomic_store(&loop->ts_pending, 0);
     tl__mutex_unlock(&loop->ts_lock);
-    for (size_t i = 0; i < n; i++) {
-        int rc = q[i].drop ? push_slotted(loop, q[i].cb, q[i].drop, q[i].ctx, NULL)
-                           : tl__ready_push(loop, q[i].cb, q[i].ctx, 0);
-        if (rc) {
-            if (q[i].drop)
-                q[i].drop(q[i].ctx);
-            tl__loop_report(loop, "a callback from another thread was lost", rc);
-        }
+    size_t i = 0;
+    while (i < n && push_threadsafe(loop, &q[i]) == 0)
+        i++;
+    if (i < n) {
+        memmove(q, q + i, (n - i) * sizeof(*q));
+        loop->ts_carry = n - i;
     }
     loop->ts_spare = q;
     loop->ts_spare_cap = cap;
@@ -345,6 +361,10 @@ int tl_loop_close(tl_loop_t *loop) {
         if (loop->ts_q[i].drop)
             loop->ts_q[i].drop(loop->ts_q[i].ctx);
     loop->ts_n = 0;
+    for (size_t i = 0; i < loop->ts_carry; i++)
+        if (loop->ts_spare[i].drop)
+            loop->ts_spare[i].drop(loop->ts_spare[i].ctx);
+    loop->ts_carry = 0;
     for (int i = 0; i < TL__EXT_MAX; i++) {
         tl__loop_ext_t ext = loop->ext[i];
         loop->ext[i] = (tl__loop_ext_t){0};
@@ -396,7 +416,7 @@ int tl_loop_unref(tl_loop_t *loop) {
 /* ---- running ---------------------------------------------------------- */
 
 static int64_t poll_timeout(tl_loop_t *loop, int64_t max_wait) {
-    if (loop->count || loop->stopping || atomic_load(&loop->ts_pending) ||
+    if (loop->count || loop->stopping || atomic_load(&loop->ts_pending) || loop->ts_carry ||
         (loop->sig && tl__sig_any(loop->sig)))
         return 0;
     const tl__heap_entry_t *top = tl__heap_top(&loop->timers);
@@ -482,7 +502,7 @@ static int iterate(tl_loop_t *loop, int64_t max_wait) {
             return n;
         tl__loop_dispatch_io(loop, n);
     }
-    if (atomic_load_explicit(&loop->ts_pending, memory_order_acquire))
+    if (atomic_load_explicit(&loop->ts_pending, memory_order_acquire) || loop->ts_carry)
         take_threadsafe(loop);
     if (loop->sig && tl__sig_any(loop->sig))
         tl__loop_take_signals(loop);

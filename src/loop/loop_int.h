@@ -93,6 +93,7 @@ struct tl_loop {
     tl__mutex_t ts_lock;
     tl__tsentry_t *ts_q, *ts_spare;
     size_t ts_n, ts_cap, ts_spare_cap;
+    size_t ts_carry;       /* calls carried in ts_spare after an OOM */
     int ts_signalled;      /* guarded by ts_lock: a wakeup is on its way */
     atomic_int ts_pending; /* ts_q is not empty */
     atomic_int ts_waking;  /* senders between their unlock and their wakeup */
