@@ -59,12 +59,14 @@ TEST_SRC := $(wildcard tests/*.c)
 TEST_OBJ := $(TEST_SRC:%.c=$(B)/obj/%.o)
 BENCH_SRC := $(wildcard tools/bench/*.c)
 DEMO_SRC := $(wildcard tools/demo/*.c)
+ECHO_SRC := $(wildcard tools/echo/*.c)
 
 SO       := $(B)/lib/$(SONAME)
 A        := $(B)/lib/libtulip.a
 TESTS    := $(B)/bin/tulip-tests
 BENCH    := $(B)/bin/tulip-bench
 DEMO     := $(B)/bin/tulip-demo
+ECHO     := $(B)/bin/tulip-echo
 
 # Programs link the static library (tests reach the same code the .so has);
 # the install test links the shared one through pkg-config.
@@ -81,7 +83,7 @@ all: lib tools
 
 lib: $(SO) $(B)/lib/libtulip.so $(A)
 
-tools: $(BENCH) $(DEMO)
+tools: $(BENCH) $(DEMO) $(ECHO)
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -119,6 +121,10 @@ $(BENCH): $(BENCH_SRC) $(A)
 $(DEMO): $(DEMO_SRC) $(A)
 	@mkdir -p $(dir $@)
 	$(CC) $(TOOL_CFLAGS) -o $@ $(DEMO_SRC) $(A) $(LDLIBS)
+
+$(ECHO): $(ECHO_SRC) $(A)
+	@mkdir -p $(dir $@)
+	$(CC) $(TOOL_CFLAGS) -o $@ $(ECHO_SRC) $(A) $(LDLIBS)
 
 # Debian packages the build, the tests and the reports need; installed only
 # when missing, and only as root (otherwise the list is printed).
@@ -171,7 +177,7 @@ uninstall:
 clean:
 	rm -rf build coverage/html coverage/tulip.info
 
--include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(DEMO).d $(BENCH).d
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(DEMO).d $(BENCH).d $(ECHO).d
 
 # The exported ABI against the stored baseline (libabigail). Added functions
 # pass; removed or changed ones fail. `make abi-baseline` records a new one.

@@ -16,5 +16,6 @@
 #include "tulip/netstack.h"
 #include "tulip/transport.h"
 #include "tulip/stream.h"
+#include "tulip/sock.h"
 
 #endif /* TULIP_H */

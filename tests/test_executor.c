@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/alloc.h"
+#include "executor/executor_int.h"
 #include "tl_test.h"
 
 /* A job that holds its worker until the gate opens. */
@@ -391,6 +393,245 @@ static void test_run_in_executor_out_of_memory_is_clean(void) {
     tl_test_loop_free(loop);
 }
 
+
+/* ---- batching, the lock-free paths, job kinds -------------------------- */
+
+static void wait_count(atomic_int *n, int target) {
+    while (atomic_load(n) < target)
+        usleep(200);
+}
+
+/* Outcomes that pile up while the loop is not running all sit in the
+ * loop's port; one drain completes them, DRAIN_BATCH at a time. */
+static void test_outcomes_piled_up_while_the_loop_slept_all_arrive(void) {
+    tl_loop_t *loop = tl_test_loop();
+    tl_executor_t *ex;
+    CU_ASSERT_EQUAL_FATAL(tl_executor_new(2, &ex), 0);
+    atomic_int ran = 0;
+    many_t m = {loop, 0, 5000};
+    for (int i = 0; i < m.target; i++) {
+        tl_future_t *f;
+        CU_ASSERT_EQUAL_FATAL(tl_loop_run_in_executor(loop, ex, counted_job, &ran, &f), 0);
+        CU_ASSERT_EQUAL(tl_future_add_done_callback(f, count_done, &m), 0);
+    }
+    wait_count(&ran, m.target); /* every outcome is waiting in the port */
+    CU_ASSERT_EQUAL(m.done, 0);
+    CU_ASSERT_EQUAL(tl_loop_run_forever(loop), 0);
+    CU_ASSERT_EQUAL(m.done, m.target);
+    tl_executor_free(ex);
+    tl_test_loop_free(loop);
+}
+
+/* Closing the loop with finished outcomes not yet delivered frees them
+ * (the test's allocator checks that nothing leaks). */
+static void test_close_with_undelivered_outcomes_frees_them(void) {
+    tl_loop_t *loop = tl_test_loop();
+    tl_executor_t *ex;
+    CU_ASSERT_EQUAL_FATAL(tl_executor_new(2, &ex), 0);
+    atomic_int ran = 0;
+    tl_future_t *f[100];
+    for (int i = 0; i < 100; i++)
+        CU_ASSERT_EQUAL_FATAL(tl_loop_run_in_executor(loop, ex, counted_job, &ran, &f[i]), 0);
+    wait_count(&ran, 100);
+    CU_ASSERT_EQUAL(tl_loop_close(loop), 0);
+    for (int i = 0; i < 100; i++) {
+        CU_ASSERT_EQUAL(tl_future_done(f[i]), 0);
+        tl_future_unref(f[i]);
+    }
+    tl_executor_free(ex);
+    tl_loop_unref(loop);
+}
+
+typedef struct shut_arg {
+    tl_executor_t *ex;
+    atomic_int go;
+} shut_arg_t;
+
+static void *shutdown_later(void *arg) {
+    shut_arg_t *s = arg;
+    while (!atomic_load(&s->go))
+        usleep(100);
+    usleep(2000);
+    tl_executor_shutdown(s->ex, 1, 1);
+    return NULL;
+}
+
+static void count_any(tl_future_t *f, void *ctx) {
+    many_t *m = ctx;
+    (void)f;
+    if (++m->done == m->target)
+        tl_loop_stop(m->loop);
+}
+
+/* Submissions racing a shutdown from another thread: each one either
+ * fails with TL_ECLOSED or gives a future that ends (run, or cancelled
+ * through the port), and nothing leaks. */
+static void test_submissions_racing_a_shutdown_all_end(void) {
+    tl_loop_t *loop = tl_test_loop();
+    tl_executor_t *ex;
+    CU_ASSERT_EQUAL_FATAL(tl_executor_new(2, &ex), 0);
+    shut_arg_t s = {ex, 0};
+    pthread_t th;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, shutdown_later, &s), 0);
+    enum { N = 20000 };
+    tl_future_t **fs = calloc(N, sizeof(*fs));
+    atomic_int ran = 0;
+    int accepted = 0, closed = 0;
+    atomic_store(&s.go, 1);
+    for (int i = 0; i < N; i++) {
+        int rc = tl_loop_run_in_executor(loop, ex, counted_job, &ran, &fs[accepted]);
+        if (rc == 0)
+            accepted++;
+        else if (rc == TL_ECLOSED)
+            closed++;
+        else
+            CU_FAIL("unexpected error");
+    }
+    pthread_join(th, NULL);
+    CU_ASSERT_EQUAL(accepted + closed, N);
+    many_t m = {loop, 0, accepted};
+    int pending = 0;
+    for (int i = 0; i < accepted; i++)
+        if (!tl_future_done(fs[i])) {
+            pending++;
+            CU_ASSERT_EQUAL(tl_future_add_done_callback(fs[i], count_any, &m), 0);
+        }
+    m.target = pending;
+    if (pending)
+        CU_ASSERT_EQUAL(tl_loop_run_forever(loop), 0);
+    int cancelled = 0;
+    for (int i = 0; i < accepted; i++) {
+        CU_ASSERT_EQUAL(tl_future_done(fs[i]), 1);
+        cancelled += tl_future_cancelled(fs[i]);
+        tl_future_unref(fs[i]);
+    }
+    CU_ASSERT_EQUAL(atomic_load(&ran) + cancelled, accepted);
+    free(fs);
+    tl_executor_free(ex);
+    tl_test_loop_free(loop);
+}
+
+/* Job kinds (the resolver's): the argument is freed once whatever
+ * happens, and a result the future never got is freed too. */
+static atomic_int arg_frees;
+
+static void free_arg(void *arg) {
+    atomic_fetch_add(&arg_frees, 1);
+    tl__free(arg);
+}
+
+static int make_result(void *arg, void **result) {
+    gate_t *g = *(gate_t **)arg;
+    if (g) {
+        atomic_store(&g->started, 1);
+        while (!atomic_load(&g->open))
+            usleep(100);
+    }
+    *result = tl__strdup("answer");
+    return *result ? 0 : TL_ENOMEM;
+}
+
+static const tl__job_kind_t owning = TL__JOB_KIND(tl__free, free_arg);
+
+static int run_owning(tl_loop_t *loop, tl_executor_t *ex, gate_t *g, tl_future_t **f) {
+    gate_t **arg = tl__malloc(sizeof(*arg));
+    if (arg == NULL)
+        return TL_ENOMEM;
+    *arg = g;
+    int rc = tl__loop_run_job(loop, ex, &owning, make_result, arg, f);
+    if (rc)
+        tl__free(arg); /* a failed submission leaves arg with the caller */
+    return rc;
+}
+
+static void test_job_kind_frees_arg_and_result_on_every_path(void) {
+    atomic_store(&arg_frees, 0);
+    tl_loop_t *loop = tl_test_loop();
+    tl_executor_t *ex;
+    CU_ASSERT_EQUAL_FATAL(tl_executor_new(1, &ex), 0);
+    /* Completed: the future owns the result. */
+    tl_future_t *f;
+    void *res = NULL;
+    CU_ASSERT_EQUAL_FATAL(run_owning(loop, ex, NULL, &f), 0);
+    CU_ASSERT_EQUAL(tl_loop_run_until_complete(loop, f, &res), 0);
+    CU_ASSERT_STRING_EQUAL(res, "answer");
+    CU_ASSERT_EQUAL(atomic_load(&arg_frees), 1);
+    tl_future_unref(f);
+    /* Cancelled while queued: fn never runs, arg is freed at once. */
+    gate_t g = {0};
+    tl_future_t *busy, *queued;
+    CU_ASSERT_EQUAL_FATAL(run_owning(loop, ex, &g, &busy), 0);
+    wait_started(&g);
+    CU_ASSERT_EQUAL_FATAL(run_owning(loop, ex, NULL, &queued), 0);
+    CU_ASSERT_EQUAL(tl_future_cancel(queued, NULL), 1);
+    CU_ASSERT_EQUAL(atomic_load(&arg_frees), 2);
+    tl_future_unref(queued);
+    /* The loop closes while the job runs: its result is dropped and freed
+     * on the worker, with its arg. */
+    tl_future_unref(busy);
+    CU_ASSERT_EQUAL(tl_loop_close(loop), 0);
+    atomic_store(&g.open, 1);
+    tl_executor_free(ex);
+    CU_ASSERT_EQUAL(atomic_load(&arg_frees), 3);
+    /* A failed submission takes nothing. */
+    tl_future_t *none = NULL;
+    CU_ASSERT_EQUAL(run_owning(loop, NULL, NULL, &none), TL_ECLOSED);
+    CU_ASSERT_EQUAL(atomic_load(&arg_frees), 3);
+    tl_loop_unref(loop);
+}
+
+/* The default executor is shut down at close with jobs still queued: they
+ * are cancelled and their arguments freed. */
+static void test_close_with_queued_owning_jobs_frees_their_args(void) {
+    atomic_store(&arg_frees, 0);
+    tl_loop_t *loop = tl_test_loop();
+    tl_executor_t *ex;
+    CU_ASSERT_EQUAL_FATAL(tl_executor_new(1, &ex), 0);
+    gate_t g = {0};
+    tl_future_t *busy, *q[5];
+    CU_ASSERT_EQUAL_FATAL(run_owning(loop, ex, &g, &busy), 0);
+    wait_started(&g);
+    for (int i = 0; i < 5; i++)
+        CU_ASSERT_EQUAL_FATAL(run_owning(loop, ex, NULL, &q[i]), 0);
+    pthread_t opener;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&opener, NULL, open_later, &g), 0);
+    CU_ASSERT_EQUAL(tl_executor_shutdown(ex, 1, 1), 0);
+    pthread_join(opener, NULL);
+    for (int i = 0; i < 5; i++) {
+        CU_ASSERT_EQUAL(tl_future_cancelled(q[i]), 1);
+        tl_future_unref(q[i]);
+    }
+    CU_ASSERT_EQUAL(atomic_load(&arg_frees), 5);
+    CU_ASSERT_EQUAL(tl_loop_close(loop), 0); /* busy's outcome is dropped */
+    CU_ASSERT_EQUAL(atomic_load(&arg_frees), 6);
+    tl_future_unref(busy);
+    tl_executor_free(ex);
+    tl_loop_unref(loop);
+}
+
+/* Allocations failing while the outcome travels back (the loop's queue of
+ * calls from other threads, its ready queue): the outcome still arrives. */
+static void test_outcome_arrives_when_allocations_fail_on_the_way_back(void) {
+    tl_loop_t *loop = tl_test_loop();
+    tl_test_exc_t exc = {0};
+    tl_test_capture_exceptions(loop, &exc);
+    tl_executor_t *ex;
+    CU_ASSERT_EQUAL_FATAL(tl_executor_new(1, &ex), 0);
+    atomic_int ran = 0;
+    for (long n = 1; n < 40; n++) {
+        tl_future_t *f = NULL;
+        tl_test_fail_alloc_at(n);
+        int rc = tl_loop_run_in_executor(loop, ex, counted_job, &ran, &f);
+        if (rc == 0)
+            rc = tl_loop_run_until_complete(loop, f, NULL);
+        tl_test_fail_alloc_at(0);
+        CU_ASSERT(rc == 0 || rc == TL_ENOMEM);
+        tl_future_unref(f);
+    }
+    tl_executor_free(ex);
+    tl_test_loop_free(loop);
+}
+
 TL_TEST_SUITE(executor,
               TL_TEST(test_result_and_error_arrive_on_loop_thread),
               TL_TEST(test_thousand_jobs_over_four_threads_all_complete),
@@ -405,4 +646,10 @@ TL_TEST_SUITE(executor,
               TL_TEST(test_one_executor_serves_two_loops),
               TL_TEST(test_bad_calls_fail_cleanly),
               TL_TEST(test_executor_new_out_of_memory_is_clean),
-              TL_TEST(test_run_in_executor_out_of_memory_is_clean));
+              TL_TEST(test_run_in_executor_out_of_memory_is_clean),
+              TL_TEST(test_outcomes_piled_up_while_the_loop_slept_all_arrive),
+              TL_TEST(test_close_with_undelivered_outcomes_frees_them),
+              TL_TEST(test_submissions_racing_a_shutdown_all_end),
+              TL_TEST(test_job_kind_frees_arg_and_result_on_every_path),
+              TL_TEST(test_close_with_queued_owning_jobs_frees_their_args),
+              TL_TEST(test_outcome_arrives_when_allocations_fail_on_the_way_back));

@@ -95,17 +95,44 @@ typedef struct tl_addrinfo_list {
     tl_addrinfo_t *items;
 } tl_addrinfo_list_t;
 
-/* Resolve host and port (either may be NULL, not both) as getaddrinfo(3)
- * does, on the loop's default executor. *out gets a new future (the
- * caller's reference) whose result is a const tl_addrinfo_list_t *, owned
- * by the future (freed with it). Numeric hosts and ports (and a NULL host)
- * are answered without the executor, still through the future.
- * Errors of the future: TL_EAI_NONAME, TL_EAI_AGAIN, TL_EAI_FAIL,
- * TL_EAI_FAMILY, TL_EAI_SERVICE, TL_EAI_NODATA, TL_EAI_BADFLAGS,
- * TL_EAI_SOCKTYPE, TL_ENOMEM, or the system error behind EAI_SYSTEM.
- * Cancelling the future before a worker took the job removes it.
- * Returns TL_EINVAL (NULL loop or out, both host and port NULL, bad
- * hints), TL_EWRONGTHREAD, TL_ECLOSED, TL_ENOMEM. */
+/* asyncio's loop.getaddrinfo: resolve host and port as getaddrinfo(3)
+ * does, on the loop's default executor (tl_loop_run_in_executor with ex
+ * NULL). host NULL or "" means no host (with TL_AI_PASSIVE the wildcard
+ * address, else loopback); port NULL means port 0; not both NULL. hints
+ * NULL (or zeroed) means any family, any socket type, no flags.
+ *
+ * *out gets a new future of loop (one reference, the caller's). Its result
+ * (tl_future_result) is a const tl_addrinfo_list_t *, in the resolver's
+ * order, never empty, owned by the future: it lives as long as the future
+ * and is freed with it. Entries of socket types tulip has no transport for
+ * (SOCK_RAW) are left out; canonname is set on the first entry only, and
+ * only with TL_AI_CANONNAME.
+ *
+ * A numeric host ("10.0.0.1", "::1", "fe80::1%eth0") or no host, with a
+ * numeric port or none, and without TL_AI_CANONNAME, is answered at once
+ * (asyncio's _ipaddr_info fast path): the future is already done when
+ * this returns. Anything else is a job on the executor, and the future is
+ * done on loop's thread, through the loop, once the resolver answered.
+ *
+ * Cancelling the future (tl_future_cancel) before a worker took the job
+ * removes it (returns 1); once the resolver runs, cancel returns 0 and the
+ * answer is delivered. If loop closes first, the answer is dropped (and
+ * freed); the future stays pending.
+ *
+ * The future's error: TL_EAI_NONAME (no such host or service, or a name
+ * where TL_AI_NUMERICHOST/TL_AI_NUMERICSERV asked for a number),
+ * TL_EAI_AGAIN (temporary failure, e.g. no DNS server reachable),
+ * TL_EAI_FAIL, TL_EAI_FAMILY, TL_EAI_SERVICE (the port does not exist for
+ * the socket type), TL_EAI_NODATA (the host has no address of the family
+ * asked for, or only entries tulip leaves out), TL_EAI_BADFLAGS,
+ * TL_EAI_SOCKTYPE, TL_ENOMEM (the resolver or the answer's copy ran out
+ * of memory), or the system error behind EAI_SYSTEM (tl_translate_sys_error).
+ *
+ * Call on loop's thread. Returns 0, or (and then nothing was created):
+ * TL_EINVAL (NULL out, both host and port NULL, a family other than
+ * TL_AF_UNSPEC/INET/INET6/UNIX, a socket type other than 0/TL_SOCK_*,
+ * unknown flags, a negative protocol, or hints whose size is wrong),
+ * TL_EINVAL/TL_EWRONGTHREAD/TL_ECLOSED for the loop, TL_ENOMEM. */
 TL_API int tl_getaddrinfo(tl_loop_t *loop, const char *host, const char *port,
                           const tl_addrinfo_hints_t *hints, tl_future_t **out);
 /* Accessors, for bindings: the count, and entry i's address (NULL past
@@ -129,9 +156,22 @@ typedef struct tl_nameinfo {
     char serv[32];
 } tl_nameinfo_t;
 
-/* getnameinfo(3) of addr on the default executor; the future's result is
- * a const tl_nameinfo_t *, owned by the future. Errors as tl_getaddrinfo,
- * and TL_EAFNOSUPPORT for a family the resolver does not know. */
+/* asyncio's loop.getnameinfo: getnameinfo(3) of an IPv4 or IPv6 address
+ * (copied: addr may go at once), on the loop's default executor. With both
+ * TL_NI_NUMERICHOST and TL_NI_NUMERICSERV nothing is looked up and the
+ * future is done when this returns.
+ *
+ * *out gets a new future of loop (the caller's reference) whose result is
+ * a const tl_nameinfo_t * (host and serv NUL-terminated), owned by the
+ * future and freed with it. Cancellation and a closing loop as for
+ * tl_getaddrinfo. The future's error: TL_EAI_NONAME (no name, with
+ * TL_NI_NAMEREQD), TL_EAI_AGAIN, TL_EAI_FAIL, TL_EAI_FAMILY, TL_ENOMEM,
+ * or the system error behind EAI_SYSTEM.
+ *
+ * Call on loop's thread. Returns 0, or (nothing created): TL_EINVAL (NULL
+ * addr or out, addr->len too large, unknown flags), TL_EAFNOSUPPORT (addr
+ * is not IPv4 or IPv6), TL_EINVAL/TL_EWRONGTHREAD/TL_ECLOSED for the loop,
+ * TL_ENOMEM. */
 TL_API int tl_getnameinfo(tl_loop_t *loop, const tl_sockaddr_t *addr, int flags,
                           tl_future_t **out);
 

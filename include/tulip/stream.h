@@ -89,20 +89,27 @@ TL_API int tl_stream_read(tl_stream_t *s, void *buf, size_t n, size_t *got);
 /* Exactly n bytes, or TL_EINCOMPLETE at EOF (the partial bytes in buf). */
 TL_API int tl_stream_readexactly(tl_stream_t *s, void *buf, size_t n,
                                  size_t *got);
-/* Up to and including the separator; at EOF whatever is left (maybe 0
- * bytes, then *got = 0). The result must fit cap: TL_ENOBUFS otherwise
- * (the data stays). sep must be 1 or more bytes. */
+/* Up to and including the separator (which may start at most limit bytes
+ * in: TL_ELIMITOVERRUN otherwise, the data stays). At EOF without it:
+ * TL_EINCOMPLETE with whatever was left in buf (*got, maybe 0; consumed),
+ * asyncio's IncompleteReadError. The result must fit cap: TL_ENOBUFS
+ * otherwise (the data stays). sep must be 1 or more bytes. */
 TL_API int tl_stream_readuntil(tl_stream_t *s, const void *sep, size_t seplen,
                                void *buf, size_t cap, size_t *got);
-/* readuntil("\n"), but at EOF or limit overrun gives back what it has, as
- * asyncio's readline does (overrun: the line is dropped, TL_ELIMITOVERRUN). */
+/* readuntil("\n"), but at EOF it gives back what is left (0, *got maybe
+ * 0), as asyncio's readline does. On limit overrun it returns
+ * TL_ELIMITOVERRUN after dropping the line through its newline, or the
+ * whole buffer when no newline was seen (the rest of the long line then
+ * comes with the next read), as asyncio's readline does. */
 TL_API int tl_stream_readline(tl_stream_t *s, void *buf, size_t cap,
                               size_t *got);
 /* 1 when the buffer is empty and the peer sent EOF. */
 TL_API int tl_stream_at_eof(const tl_stream_t *s);
 
-/* Future forms: buf must stay valid until the future is done; the result
- * is the byte count as (void *)(uintptr_t)n; errors as above. */
+/* Future forms: buf must stay valid until the future is done (or
+ * cancelled); sep is copied. The result is the byte count as
+ * (void *)(uintptr_t)n; errors as above; after TL_EINCOMPLETE,
+ * tl_stream_partial_count tells how many bytes are in buf. */
 TL_API int tl_stream_read_future(tl_stream_t *s, void *buf, size_t n,
                                  tl_future_t **out);
 TL_API int tl_stream_readexactly_future(tl_stream_t *s, void *buf, size_t n,
@@ -110,6 +117,9 @@ TL_API int tl_stream_readexactly_future(tl_stream_t *s, void *buf, size_t n,
 TL_API int tl_stream_readuntil_future(tl_stream_t *s, const void *sep,
                                       size_t seplen, void *buf, size_t cap,
                                       tl_future_t **out);
+
+/* The byte count of the last read that ended with TL_EINCOMPLETE. */
+TL_API size_t tl_stream_partial_count(const tl_stream_t *s);
 
 /* ---- writing ---------------------------------------------------------- */
 
@@ -133,8 +143,11 @@ TL_API int tl_stream_is_closing(const tl_stream_t *s);
 /* Wait until the connection is gone (connection_lost ran). */
 TL_API int tl_stream_wait_closed(tl_stream_t *s);
 TL_API int tl_stream_wait_closed_future(tl_stream_t *s, tl_future_t **out);
-/* Close if needed and release the handle (a pending read or drain is
- * cancelled). NULL is ignored. */
+/* Close if needed and release the handle: a pending read or drain (of
+ * another task, or a future form) fails with TL_ECLOSED; wait_closed
+ * futures still complete when the connection ends. NULL is ignored. On a
+ * handler's stream (start_server) this only closes it: tulip frees it when
+ * the handler returns. */
 TL_API void tl_stream_free(tl_stream_t *s);
 
 /* The transport under the stream (peername, sockname...), borrowed. */

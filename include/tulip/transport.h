@@ -163,8 +163,16 @@ TL_API int tl_transport_get_protocol(const tl_transport_t *t,
                                      const tl_protocol_t **proto, void **ctx);
 
 /* Datagram endpoints: send one datagram to `to` (NULL: the connected
- * peer). What cannot go at once is queued (flow control as for writes).
- * TL_EMSGSIZE for a datagram too big, TL_EDESTADDRREQ without a peer. */
+ * peer). What cannot go at once is copied and queued (flow control as for
+ * writes; each queued datagram counts len + 8 bytes, as in asyncio). len 0
+ * sends an empty datagram. Errors known at the call are returned and
+ * nothing is sent: TL_EMSGSIZE for a datagram too big (over 65507 bytes
+ * on IPv4, 65527 on IPv6), TL_EDESTADDRREQ without a peer, TL_EINVAL for
+ * a `to` that is not the peer of a connected endpoint, TL_ECLOSED,
+ * TL_ENOMEM, and what the network says at once (TL_EACCES: a broadcast
+ * without allow_broadcast; on a connected endpoint possibly an ICMP error
+ * an earlier datagram caused). A queued datagram that fails later goes to
+ * error_received. tl_transport_write is TL_ENOTSUP on an endpoint. */
 TL_API int tl_transport_sendto(tl_transport_t *t, const void *data, size_t len,
                                const tl_sockaddr_t *to);
 
@@ -203,7 +211,18 @@ typedef struct tl_connect_options {
  * one of the last attempt (each attempt's error is reported to the loop's
  * exception handler in debug mode); resolution errors are TL_EAI_*.
  * Cancelling the future stops the attempts. proto_ctx is not touched on
- * failure. */
+ * failure.
+ * Details (src/transport/connect.c): connection_made runs before the
+ * future's done callbacks. The next attempt starts when the latest one
+ * fails or the delay since its start passed. When attempts failed with
+ * different errors, tl_future_error_message lists each address and its
+ * error (asyncio's "Multiple exceptions"). With local_addr only addresses
+ * of its family are tried (none left: TL_EAFNOSUPPORT); an address of the
+ * wrong opts->family is skipped (none left: TL_EAI_NONAME). The proto
+ * table is used (not copied) until the transport exists and is kept by
+ * it for tl_transport_get_protocol. Dropping the future does not stop the
+ * connection (as with a task); a loop that closes frees everything and
+ * leaves the future pending. */
 TL_API int tl_create_connection(tl_loop_t *loop, const tl_protocol_t *proto,
                                 void *proto_ctx, const char *host,
                                 const char *port,

@@ -2,19 +2,20 @@
  * Name resolution through the executor (asyncio's loop.getaddrinfo and
  * getnameinfo), and the small address helpers.
  *
- * A query is a job on the loop's default executor. The worker resolves and
- * posts the answer back with a threadsafe call whose drop frees it if the
- * loop closed meanwhile; the caller's future gets the list with a
- * destructor, so whoever drops the last reference frees it. Numeric hosts
- * skip the executor (asyncio's _ipaddr_info fast path): the answer is made
- * at once and the future completed before it is returned.
+ * A query is a job of the loop's default executor whose kind
+ * (src/executor/executor_int.h) owns both ends: the query (host and port
+ * copies, hints) is freed when the job ends whatever happens to it, and
+ * the answer is the future's result with its destructor, or is freed
+ * where it is dropped (the loop closed first). The caller's future *is*
+ * the job, so cancelling it before a worker took it removes the job.
+ * Numeric hosts and ports skip the executor (asyncio's _ipaddr_info fast
+ * path): getaddrinfo with AI_NUMERICHOST|AI_NUMERICSERV cannot touch the
+ * network, so it runs at once and the future is done when returned.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <stdatomic.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -22,9 +23,9 @@
 
 #include "../core/alloc.h"
 #include "../core/options.h"
+#include "../executor/executor_int.h"
 #include "../loop/loop_int.h"
 #include "tulip/dns.h"
-#include "tulip/executor.h"
 
 /* ---- addresses --------------------------------------------------------- */
 
@@ -236,12 +237,16 @@ static int list_from(const struct addrinfo *res, tl_addrinfo_list_t **out) {
         tl_addrinfo_t *it = &l->items[l->n];
         if (tl_sockaddr_from_native(r->ai_addr, r->ai_addrlen, &it->addr))
             continue;
+        it->canonname = NULL;
         it->family = tl_sockaddr_family(&it->addr);
         if (it->family == TL_AF_UNSPEC)
             continue;
         it->socktype = tulip_socktype(r->ai_socktype);
+        if (it->socktype == 0)
+            continue; /* SOCK_RAW and the like: no tulip transport uses them */
         it->protocol = r->ai_protocol;
-        if (r->ai_canonname && (it->canonname = tl__strdup(r->ai_canonname)) == NULL) {
+        if (r->ai_canonname && l->n == 0 &&
+            (it->canonname = tl__strdup(r->ai_canonname)) == NULL) {
             list_free(l);
             return TL_ENOMEM;
         }
@@ -253,159 +258,101 @@ static int list_from(const struct addrinfo *res, tl_addrinfo_list_t **out) {
 
 /* ---- queries ------------------------------------------------------------ */
 
+/* A query: the job's argument, freed when the job ends (gai_kind). */
 typedef struct query {
-    tl_loop_t *loop;
-    tl_future_t *user; /* the caller's future (our reference) */
-    tl_future_t *job;  /* the executor's future, while queued */
-    int is_name;       /* getnameinfo */
     char *host, *port;
     struct addrinfo hints;
     tl_sockaddr_t addr;
     int ni_flags;
-    /* the answer, made on the worker */
-    int rc;
-    tl_addrinfo_list_t *list;
-    tl_nameinfo_t *name;
 } query_t;
 
-static void query_free(query_t *q) {
-    if (q == NULL)
-        return;
-    list_free(q->list);
-    tl__free(q->name);
+static void query_free(void *v) {
+    query_t *q = v;
     tl__free(q->host);
     tl__free(q->port);
-    if (q->user)
-        tl_future_unref(q->user);
     tl__free(q);
 }
 
-/* On the loop: hand the answer to the caller's future (unless it was
- * cancelled meanwhile), then forget the query. */
-static void query_deliver(void *ctx) {
-    query_t *q = ctx;
-    if (!tl_future_done(q->user)) {
-        if (q->rc)
-            tl_future_set_error(q->user, q->rc, NULL);
-        else if (q->is_name) {
-            if (tl_future_set_result(q->user, q->name, tl__free) == 0)
-                q->name = NULL;
-        } else if (tl_future_set_result(q->user, q->list, list_free) == 0) {
-            q->list = NULL;
-        }
-    }
-    query_free(q);
-}
-
-static void query_drop(void *ctx) { query_free(ctx); }
-
-static void resolve_now(query_t *q) {
-    if (q->is_name) {
-        q->name = tl__calloc(1, sizeof(*q->name));
-        if (q->name == NULL) {
-            q->rc = TL_ENOMEM;
-            return;
-        }
-        int fl = 0;
-        fl |= q->ni_flags & TL_NI_NUMERICHOST ? NI_NUMERICHOST : 0;
-        fl |= q->ni_flags & TL_NI_NUMERICSERV ? NI_NUMERICSERV : 0;
-        fl |= q->ni_flags & TL_NI_NAMEREQD ? NI_NAMEREQD : 0;
-        fl |= q->ni_flags & TL_NI_DGRAM ? NI_DGRAM : 0;
-        fl |= q->ni_flags & TL_NI_NOFQDN ? NI_NOFQDN : 0;
-        errno = 0;
-        int e = getnameinfo((const struct sockaddr *)(const void *)q->addr.u.bytes,
-                            q->addr.len, q->name->host, sizeof(q->name->host),
-                            q->name->serv, sizeof(q->name->serv), fl);
-        if (e)
-            q->rc = eai_error(e, errno);
-        return;
-    }
+/* On a worker (or at once for numeric queries): the answer, or a code. */
+static int gai_work(void *arg, void **result) {
+    query_t *q = arg;
     struct addrinfo *res = NULL;
     errno = 0;
     int e = getaddrinfo(q->host, q->port, &q->hints, &res);
-    if (e) {
-        q->rc = eai_error(e, errno);
-        return;
-    }
-    q->rc = list_from(res, &q->list);
+    if (e)
+        return eai_error(e, errno);
+    tl_addrinfo_list_t *l = NULL;
+    int rc = list_from(res, &l);
     freeaddrinfo(res);
+    if (rc == 0 && l->n == 0) { /* only entries tulip cannot use */
+        list_free(l);
+        return TL_EAI_NODATA;
+    }
+    *result = l;
+    return rc;
 }
 
-/* On a worker: resolve, then post the answer to the loop. */
-static int query_work(void *arg, void **result) {
+static int gni_work(void *arg, void **result) {
     query_t *q = arg;
-    (void)result;
-    resolve_now(q);
-    if (tl__loop_call_soon_threadsafe_drop(q->loop, query_deliver, query_drop, q))
-        query_free(q); /* the loop is closed: nobody is waiting */
+    tl_nameinfo_t *name = tl__calloc(1, sizeof(*name));
+    if (name == NULL)
+        return TL_ENOMEM;
+    int fl = 0;
+    fl |= q->ni_flags & TL_NI_NUMERICHOST ? NI_NUMERICHOST : 0;
+    fl |= q->ni_flags & TL_NI_NUMERICSERV ? NI_NUMERICSERV : 0;
+    fl |= q->ni_flags & TL_NI_NAMEREQD ? NI_NAMEREQD : 0;
+    fl |= q->ni_flags & TL_NI_DGRAM ? NI_DGRAM : 0;
+    fl |= q->ni_flags & TL_NI_NOFQDN ? NI_NOFQDN : 0;
+    errno = 0;
+    int e = getnameinfo((const struct sockaddr *)(const void *)q->addr.u.bytes,
+                        q->addr.len, name->host, sizeof(name->host), name->serv,
+                        sizeof(name->serv), fl);
+    if (e) {
+        tl__free(name);
+        return eai_error(e, errno);
+    }
+    *result = name;
     return 0;
 }
 
-/* The executor's future is done: if it was cancelled the worker never ran
- * and the query is ours to free; otherwise the worker owns it. */
-static void job_done(tl_future_t *f, void *ctx) {
-    if (tl_future_cancelled(f))
-        query_free(ctx);
-    tl_future_unref(f);
-}
+static const tl__job_kind_t gai_kind = TL__JOB_KIND(list_free, query_free);
+static const tl__job_kind_t gni_kind = TL__JOB_KIND(tl__free, query_free);
 
-/* The caller's future is done: a cancellation cancels the job too (which
- * only succeeds while it is queued). */
-static void user_done(tl_future_t *f, void *ctx) {
-    tl_future_t *job = ctx;
-    if (tl_future_cancelled(f))
-        tl_future_cancel(job, NULL);
-    tl_future_unref(job);
-}
-
-/* Start q: on the executor, or (numeric) at once. Takes q in all cases. */
-static int query_start(tl_loop_t *loop, query_t *q, int numeric, tl_future_t **out) {
-    int rc = tl_future_new(loop, &q->user);
-    if (rc) {
+/* Start q (which this takes in every case): on the default executor, or,
+ * for a numeric query, at once into a future that is done on return. */
+static int query_start(tl_loop_t *loop, query_t *q, const tl__job_kind_t *kind,
+                       tl_executor_fn_t fn, int numeric, tl_future_t **out) {
+    int rc;
+    if (!numeric) {
+        if ((rc = tl__loop_run_job(loop, NULL, kind, fn, q, out)) != 0)
+            query_free(q);
+        return rc;
+    }
+    tl_future_t *f;
+    if ((rc = tl_future_new(loop, &f)) != 0) {
         query_free(q);
         return rc;
     }
-    q->loop = loop;
-    tl_future_ref(q->user); /* the caller's */
-    if (numeric) {
-        resolve_now(q);
-        tl_future_t *user = q->user;
-        query_deliver(q); /* frees q and our reference */
-        *out = user;
-        return 0;
-    }
-    tl_future_t *job = NULL;
-    if ((rc = tl_loop_run_in_executor(loop, NULL, query_work, q, &job)))
-        goto fail;
-    /* From here the worker may own q: touch only what the loop owns. */
-    tl_future_t *user = q->user;
-    tl_future_ref(job);
-    if ((rc = tl_future_add_done_callback(job, job_done, q))) {
-        tl_future_unref(job);
-        /* The job cannot be taken back if a worker has it; cancel it, and
-         * if that worked q is ours. */
-        if (tl_future_cancel(job, NULL) == 1) {
-            tl_future_unref(job);
-            tl_future_unref(user); /* the caller's */
-            query_free(q);
-            return rc;
-        }
-        tl_future_unref(job);
-        tl_future_cancel(user, NULL);
-        *out = user;
-        return 0;
-    }
-    if (tl_future_add_done_callback(user, user_done, job)) {
-        /* Without the link the caller's cancel cannot reach the job: it
-         * runs, and its answer is dropped at delivery. */
-        tl_future_unref(job);
-    }
-    *out = user;
-    return 0;
-fail:
-    tl_future_unref(q->user); /* the caller's */
+    void *value = NULL;
+    rc = fn(q, &value);
     query_free(q);
-    return rc;
+    if (rc == 0) {
+        rc = tl_future_set_result(f, value, kind->result_destructor);
+        if (rc)
+            kind->result_destructor(value);
+    } else if (rc != TL_ENOMEM) {
+        rc = tl_future_set_error(f, rc, NULL);
+    }
+    if (rc) { /* out of memory: nothing is left behind */
+        tl_future_unref(f);
+        return rc;
+    }
+    *out = f;
+    return 0;
+}
+
+static int is_number(const char *s) {
+    return s[0] != '\0' && strspn(s, "0123456789") == strlen(s);
 }
 
 int tl_getaddrinfo(tl_loop_t *loop, const char *host, const char *port,
@@ -413,17 +360,24 @@ int tl_getaddrinfo(tl_loop_t *loop, const char *host, const char *port,
     int rc = tl__loop_check(loop);
     if (rc)
         return rc;
+    if (host && host[0] == '\0')
+        host = NULL; /* "" is no host, as NULL */
     if (out == NULL || (host == NULL && port == NULL))
         return TL_EINVAL;
     tl_addrinfo_hints_t h = {0};
     if (hints && (rc = tl__copy_options(&h, sizeof h, hints)))
         return rc;
+    int known = 0;
+    for (size_t i = 0; i < sizeof ai_flags / sizeof ai_flags[0]; i++)
+        known |= ai_flags[i].tl;
+    if (h.flags & ~known || h.protocol < 0)
+        return TL_EINVAL;
     query_t *q = tl__calloc(1, sizeof(*q));
     if (q == NULL)
         return TL_ENOMEM;
     if ((rc = native_family(h.family, &q->hints.ai_family)) ||
         (rc = native_socktype(h.socktype, &q->hints.ai_socktype))) {
-        tl__free(q);
+        query_free(q);
         return rc;
     }
     q->hints.ai_protocol = h.protocol;
@@ -435,17 +389,15 @@ int tl_getaddrinfo(tl_loop_t *loop, const char *host, const char *port,
         query_free(q);
         return TL_ENOMEM;
     }
-    /* Numeric host (or none) and numeric port: no lookup can happen, so
-     * answer at once (asyncio's _ipaddr_info). */
+    /* Numeric host (or none) and numeric port (or none): no lookup can
+     * happen, so answer at once (asyncio's _ipaddr_info). A canonical name
+     * is left to the resolver, as is anything else. */
     tl_sockaddr_t tmp;
-    int numeric_host = host == NULL || host[0] == '\0' ||
-                       tl_sockaddr_from_ip(host, 0, &tmp) == 0;
-    int numeric_port = port == NULL || (port[0] && strspn(port, "0123456789") == strlen(port));
-    if (numeric_host && numeric_port && !(h.flags & TL_AI_CANONNAME))
-        q->hints.ai_flags |= (host && host[0] ? AI_NUMERICHOST : 0) | AI_NUMERICSERV;
-    else
-        numeric_host = 0;
-    return query_start(loop, q, numeric_host, out);
+    int numeric = (host == NULL || tl_sockaddr_from_ip(host, 0, &tmp) == 0) &&
+                  (port == NULL || is_number(port)) && !(h.flags & TL_AI_CANONNAME);
+    if (numeric)
+        q->hints.ai_flags |= (host ? AI_NUMERICHOST : 0) | AI_NUMERICSERV;
+    return query_start(loop, q, &gai_kind, gai_work, numeric, out);
 }
 
 int tl_getnameinfo(tl_loop_t *loop, const tl_sockaddr_t *addr, int flags,
@@ -453,14 +405,19 @@ int tl_getnameinfo(tl_loop_t *loop, const tl_sockaddr_t *addr, int flags,
     int rc = tl__loop_check(loop);
     if (rc)
         return rc;
-    if (out == NULL || addr == NULL || addr->len == 0 || addr->len > sizeof(addr->u.bytes))
+    enum { KNOWN = TL_NI_NUMERICHOST | TL_NI_NUMERICSERV | TL_NI_NAMEREQD |
+                   TL_NI_DGRAM | TL_NI_NOFQDN };
+    if (out == NULL || addr == NULL || addr->len > sizeof(addr->u.bytes) ||
+        (flags & ~KNOWN))
         return TL_EINVAL;
+    int fam = tl_sockaddr_family(addr);
+    if (fam != TL_AF_INET && fam != TL_AF_INET6)
+        return TL_EAFNOSUPPORT;
     query_t *q = tl__calloc(1, sizeof(*q));
     if (q == NULL)
         return TL_ENOMEM;
-    q->is_name = 1;
     q->addr = *addr;
     q->ni_flags = flags;
     int numeric = (flags & TL_NI_NUMERICHOST) && (flags & TL_NI_NUMERICSERV);
-    return query_start(loop, q, numeric, out);
+    return query_start(loop, q, &gni_kind, gni_work, numeric, out);
 }

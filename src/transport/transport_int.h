@@ -32,10 +32,18 @@ typedef struct tl__transport_vt {
     int (*sendfile)(tl_transport_t *t, tl_fd_t fd, int64_t offset,
                     size_t count, tl_future_t **out);
     /* The loop is closing: drop everything now, no callbacks scheduled
-     * (tl__transport_lost is then called by the base with TL_ECLOSED). */
+     * (the base then runs connection_lost(TL_ECLOSED)). Only called for a
+     * transport the kind has not yet reported lost. */
     void (*teardown)(tl_transport_t *t);
-    /* Free the kind's part; the base frees t itself afterwards. */
+    /* Free the kind's part; the base frees t itself afterwards. Runs at
+     * the last reference, possibly after the loop closed: it must not
+     * touch the netstack (the kind released its socket before it called
+     * tl__transport_lost, or in teardown). */
     void (*destroy)(tl_transport_t *t);
+    /* Optional: connection_made has just run (the kind starts reading
+     * here, so no data_received can come first). Not called when the
+     * transport is already closing. */
+    void (*made)(tl_transport_t *t);
 } tl__transport_vt_t;
 
 struct tl_transport {
@@ -49,10 +57,17 @@ struct tl_transport {
     unsigned made : 1;        /* connection_made ran */
     unsigned reading : 1;     /* the user has not paused reading */
     unsigned write_paused : 1; /* pause_writing was called, not resumed */
+    unsigned eof_written : 1; /* write_eof was called (writes: ESHUTDOWN) */
+    unsigned made_scheduled : 1; /* connection_made is queued */
+    unsigned lost_ran : 1;    /* connection_lost ran */
+    int lost_error;    /* what connection_lost gets */
     size_t high, low;  /* water marks */
     size_t buffered;   /* bytes written, not yet handed to the network */
     tl_transport_t *prev, *next; /* the loop's live transports */
+    void *list;        /* the list they are on (transport.c's) */
     void *server;      /* the tl_server_t that accepted it, or NULL */
+    tl_transport_t *sprev, *snext; /* that server's connections */
+    const tl_protocol_t *proto_user; /* the caller's table (get_protocol) */
 };
 
 /* Set up the base of a transport the kind allocated (zeroed, size of its
@@ -62,6 +77,10 @@ struct tl_transport {
 int tl__transport_init(tl_transport_t *t, const tl__transport_vt_t *vt,
                        tl_loop_t *loop, const tl_protocol_t *proto,
                        void *proto_ctx);
+/* Undo tl__transport_init for a transport that failed before
+ * connection_made was scheduled (no callback runs); the kind then frees
+ * its part and t. */
+void tl__transport_discard(tl_transport_t *t);
 /* Schedule connection_made (the first callback). TL_ENOMEM. */
 int tl__transport_schedule_made(tl_transport_t *t);
 /* The kind changed t->buffered: call pause_writing / resume_writing as
@@ -72,7 +91,42 @@ void tl__transport_buffer_changed(tl_transport_t *t);
  * has not run yet); after it ran the loop's reference is dropped (and
  * vt->destroy + free follow at the last reference). Idempotent. */
 void tl__transport_lost(tl_transport_t *t, int error);
-/* Call a protocol callback now (for the kinds): no-op when NULL. */
-void tl__transport_data(tl_transport_t *t, const void *data, size_t len);
+/* Hand received bytes to the protocol now: data_received, or for a
+ * buffered protocol get_buffer/buffer_updated until all is copied. 0, or
+ * the protocol's error (a failed get_buffer, TL_ENOBUFS for an empty
+ * buffer): the kind then ends the connection with that error. Stops early
+ * (0) when the protocol aborted the transport meanwhile. */
+int tl__transport_data(tl_transport_t *t, const void *data, size_t len);
+
+/* The public functions' common check: 0, TL_EINVAL (NULL),
+ * TL_EWRONGTHREAD. */
+int tl__transport_check(const tl_transport_t *t);
+
+/* Something of the transport layer that holds netstack sockets and is not
+ * a transport (a server's listeners): close(c) runs when the loop closes,
+ * before the transports are aborted and the stacks destroyed; it must
+ * release the sockets (and may free c). */
+typedef struct tl__closer tl__closer_t;
+struct tl__closer {
+    tl__closer_t *prev, *next;
+    void *list; /* transport.c's */
+    void (*close)(tl__closer_t *c);
+};
+/* Register / unregister c with the loop's transport layer. TL_ENOMEM and
+ * the loop checks' errors. Removing an unregistered closer is a no-op. */
+int tl__transport_add_closer(tl_loop_t *loop, tl__closer_t *c);
+void tl__transport_remove_closer(tl_loop_t *loop, tl__closer_t *c);
+
+/* server.c: a connection of the server (t->server) is gone (its
+ * connection_lost ran). */
+void tl__server_conn_lost(tl_transport_t *t);
+
+/* stream_transport.c: a stream connection (TCP, Unix) over sock, which it
+ * now owns (closed on failure too). kind: "tcp" (TCP_NODELAY set) or
+ * "unix". connection_made is scheduled; reading starts after it. */
+int tl__stream_transport_new(tl_loop_t *loop, const tl_netstack_ops_t *ops,
+                             tl_ns_sock_t *sock, const tl_protocol_t *proto,
+                             void *ctx, const char *kind,
+                             tl_transport_t **out);
 
 #endif

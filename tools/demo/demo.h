@@ -90,5 +90,7 @@ int demo_signals(tl_loop_t *loop);
 int demo_pipeline(tl_loop_t *loop);
 int demo_gather(tl_loop_t *loop);
 int demo_cancel(tl_loop_t *loop);
+int demo_network(tl_loop_t *loop);
+int demo_udp(tl_loop_t *loop);
 
 #endif /* TULIP_DEMO_H */

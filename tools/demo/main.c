@@ -92,6 +92,9 @@ static const struct {
     {"gather under a timeout scope: every result, or TL_ETIMEDOUT", demo_gather},
     {"Cancellation: a request the task sees, cleans up after, or takes back",
      demo_cancel},
+    {"A network exchange: a TCP server and 50 client tasks, all on one thread",
+     demo_network},
+    {"UDP: datagram endpoints answer each other on loopback", demo_udp},
 };
 enum { NPARTS = sizeof(parts) / sizeof(parts[0]) };
 
