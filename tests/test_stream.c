@@ -827,12 +827,6 @@ static int live_client(world_t *w) {
 }
 
 static void test_loop_close_with_live_streams_leaks_nothing(void) {
-    /* TEMPORARY: transport.c's close_transports spins on a loop closed with
-     * live transports (the loop clears its TL__EXT_TRANSPORT slot before the
-     * close hook runs, so unlink_transport cannot find the list). Remove
-     * this guard once that is fixed; TL_TEST_LOOP_CLOSE=1 runs it now. */
-    if (getenv("TL_TEST_LOOP_CLOSE") == NULL)
-        return;
     world_t w = {0};
     w.serve = serve_hold; /* the handler waits on the gate, forever */
     world_start(&w, NULL);
