@@ -18,7 +18,8 @@
  * on its loop) and on its executor, so neither goes away under it. If the
  * job's loop is closed before the outcome arrives, the outcome is dropped
  * (fn's result is not freed by tulip: it is the job's to own) and the
- * references are released on the worker thread.
+ * references are released where that is found: on the worker thread, or
+ * in tl_loop_close for outcomes that had arrived but not been delivered.
  */
 #ifndef TULIP_EXECUTOR_H
 #define TULIP_EXECUTOR_H

@@ -296,9 +296,9 @@ static void port_continue(void *ctx) {
 }
 
 /* A drain was dropped. The loop closed: the port's close takes the list.
- * Or the loop had no memory to queue the post (it is dropped while the
- * loop moves it to the ready queue, on the loop's thread): drain now, as
- * the list stays non-empty and no worker would post again. */
+ * Should a loop ever drop it while open (loops before d49c9e3 did when out
+ * of memory while moving it to the ready queue, on the loop's thread):
+ * drain now, as the list stays non-empty and no worker would post again. */
 static void port_drain_drop(void *ctx) {
     port_t *p = ctx;
     if (tl__loop_check(p->loop) == 0) {
