@@ -115,10 +115,6 @@ void tl_test_loop_free(tl_loop_t *loop) {
     CU_ASSERT_EQUAL(tl_loop_unref(loop), 0);
 }
 
-/* TEMPORARY while the kernel netstack lands: weak references. */
-#pragma weak tl_netstack_kernel
-#pragma weak tl_loop_set_netstack
-
 /* The netstack named by TL_NETSTACK ("kernel" by default); the test
  * stacks (tests/ns_user.c) override this weak default. */
 __attribute__((weak)) const tl_netstack_ops_t *

@@ -13,6 +13,8 @@
  * stays until the consumer has released every buffer it was lent (release
  * may come after close) and the poller's next run frees it.
  */
+#define _POSIX_C_SOURCE 200809L
+#include <stdlib.h>
 #include <string.h>
 
 #include "../src/core/alloc.h"
@@ -186,6 +188,24 @@ static const tl_ns_handler_t k_listen_handler = {NULL, k_accept, NULL};
 
 /* ---- the operations ------------------------------------------------------ */
 
+/* Without a config, faults may come from $TL_FAULTS, to run whole suites
+ * under them: "short_writes", "eagain=K", "delay=K", comma-separated
+ * (TL_NETSTACK=fault TL_FAULTS=short_writes,delay=100 make test ...). */
+static void faults_from_env(tl_test_fault_t *f) {
+    const char *e = getenv("TL_FAULTS");
+    while (e && *e) {
+        if (strncmp(e, "short_writes", 12) == 0)
+            f->short_writes = 1;
+        else if (strncmp(e, "eagain=", 7) == 0)
+            f->eagain_try_sends = strtol(e + 7, NULL, 10);
+        else if (strncmp(e, "delay=", 6) == 0)
+            f->delay_reads = strtol(e + 6, NULL, 10);
+        e = strchr(e, ',');
+        if (e)
+            e++;
+    }
+}
+
 static int fs_create(tl_loop_t *loop, void *config, void **state) {
     fs_state_t *st = tl__calloc(1, sizeof *st);
     if (st == NULL)
@@ -193,6 +213,8 @@ static int fs_create(tl_loop_t *loop, void *config, void **state) {
     st->loop = loop;
     st->k = tl_netstack_kernel();
     st->f = config ? config : &st->own;
+    if (config == NULL)
+        faults_from_env(&st->own);
     int rc = st->k->create(loop, NULL, &st->kstate);
     if (rc == 0 && (rc = tl_loop_add_poller(loop, fs_poll, st)) != 0)
         st->k->destroy(st->kstate);

@@ -134,7 +134,11 @@ TL_API int tl_loop_remove_writer(tl_loop_t *loop, tl_fd_t fd);
 /* A poller: called once per loop iteration, before the loop decides how
  * long to wait for events. It must not block. It may do work (deliver a
  * user-space network stack's packets, run callbacks) and returns nonzero
- * when it has more to do soon, zero when the loop may sleep. While any
+ * when it has more to do soon (work in flight that will progress without
+ * an event the loop can sleep on), zero when the loop may sleep; work it
+ * did in this call does not count (callbacks it scheduled keep the loop
+ * awake by themselves). A stack that wants pure busy-polling returns 1
+ * always and pays a core for it. While any
  * poller returns nonzero the loop polls its backend with a zero timeout
  * instead of sleeping (run-to-completion, spinning): timers, descriptors
  * and signals keep working beside it. */

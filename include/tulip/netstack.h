@@ -34,7 +34,17 @@
  *     is final: the socket is dead and only close() is left to call.
  *   - Buffers handed out by recv stay valid until release(), which may come
  *     after close(); all of them must be released before the stack is
- *     destroyed (the loop closes transports first).
+ *     destroyed (the loop closes transports first). A release after close
+ *     names a socket that is gone: a stack must not read it then (keep
+ *     what release needs in the buffer's priv, or keep the socket's
+ *     memory until its buffers are back).
+ *   - EOF and errors of a stream socket are reported through recv, so a
+ *     consumer that stopped reading learns of them when it reads again or
+ *     when a send fails.
+ *   - Unspecified cases a consumer must not rely on: try_send while a
+ *     send is pending (a stack may return 0), sends after shutdown_write
+ *     (a stack may fail them with TL_EPIPE), the handler of an accepted
+ *     connection before set_handler (events wait until reading starts).
  *
  * A stack that must be polled (a NIC queue, a shared-memory ring) registers
  * a poller on the loop (tl_loop_add_poller, loop.h): the loop calls it once
