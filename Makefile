@@ -48,7 +48,7 @@ CFLAGS   ?= $(OPT) -g
 ALL_CFLAGS := -std=c11 $(WARN) $(CFLAGS) $(SANFLAGS) -Iinclude -fPIC -fvisibility=hidden -MMD -MP
 LDLIBS   := -lpthread
 
-LIB_SRC  := $(wildcard src/core/*.c src/backend/*.c src/loop/*.c src/future/*.c src/sync/*.c src/executor/*.c src/transport/*.c)
+LIB_SRC  := $(wildcard src/core/*.c src/backend/*.c src/loop/*.c src/future/*.c src/sync/*.c src/executor/*.c src/transport/*.c src/process/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/obj/%.o)
 # src/task: coroutine contexts (C, and the asm switches in .S files).
 LIB_SRC  += $(wildcard src/task/*.c)

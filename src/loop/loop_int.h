@@ -58,7 +58,14 @@ typedef struct tl__sighandler {
 /* Per-loop state of the modules above the loop (tasks, later the executor),
  * without the loop knowing them: close(loop, data) runs when the loop
  * closes, after pending callbacks were dropped. */
-enum { TL__EXT_TASK, TL__EXT_EXECUTOR, TL__EXT_TRANSPORT, TL__EXT_MAX };
+/* PROCESS closes after TRANSPORT: pipes of children are gone by then. */
+enum {
+    TL__EXT_TASK,
+    TL__EXT_EXECUTOR,
+    TL__EXT_TRANSPORT,
+    TL__EXT_PROCESS,
+    TL__EXT_MAX
+};
 typedef struct tl__loop_ext {
     void *data;
     void (*close)(tl_loop_t *loop, void *data);

@@ -1,0 +1,151 @@
+/*
+ * tulip/process.h - subprocesses: asyncio's loop.subprocess_exec and
+ * loop.subprocess_shell with a SubprocessTransport and a
+ * SubprocessProtocol, in C.
+ *
+ * Spawning is posix_spawn (glibc: clone(CLONE_VM|CLONE_VFORK), so it is
+ * cheap and safe beside other threads); every descriptor tulip makes is
+ * close-on-exec, and the child's descriptors 3 and up are closed unless
+ * close_fds is OFF. A program that cannot be run (TL_ENOENT, TL_EACCES, a
+ * bad cwd...) is an error returned by the spawn call itself, never an exit
+ * status 127.
+ *
+ * Callbacks of the process protocol, always on the loop's thread, in
+ * asyncio's order:
+ *
+ *   connection_made        once, first (scheduled when the spawn returns)
+ *   pipe_data_received*    output of the child on fd 1 or 2
+ *   pipe_connection_lost   once per pipe (0, 1, 2), when it closed: 0, or
+ *                          the error (TL_EPIPE: stdin's reader went away)
+ *   process_exited         once, when the child was reaped
+ *   connection_lost        once, last: only after process_exited AND every
+ *                          pipe's pipe_connection_lost; the protocol frees
+ *                          its ctx here if it owns one.
+ *
+ * Child exit detection: a pidfd (pidfd_open) watched with the loop's
+ * reader and reaped with waitid(P_PIDFD), or where the kernel has none (or
+ * $TL_CHILD_WATCHER is "sigchld" when the loop's first child is spawned),
+ * a SIGCHLD handler of the loop (tl_loop_add_signal_handler) that reaps
+ * only the loop's own children with waitpid(pid, WNOHANG). Several loops
+ * in one process each see their own children either way.
+ *
+ * Lifetime: as for transports (transport.h), the subprocess transport
+ * belongs to its loop until its connection_lost ran, then it is freed,
+ * unless the user holds a reference (tl_subprocess_ref). Closing the loop
+ * with a child still running does what asyncio's transport close does: the
+ * child is killed (SIGKILL), its connection_lost runs with TL_ECLOSED
+ * inside tl_loop_close, and the child is reaped without blocking the close
+ * (at once if it is already gone, else by a detached thread waiting for it,
+ * as asyncio's ThreadedChildWatcher does): no zombie is left behind.
+ *
+ * All functions: call on the loop's thread (TL_EWRONGTHREAD otherwise);
+ * NULL arguments get TL_EINVAL.
+ */
+#ifndef TULIP_PROCESS_H
+#define TULIP_PROCESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core.h"
+#include "backend.h"
+#include "future.h"
+#include "loop.h"
+#include "transport.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tl_subprocess tl_subprocess_t;
+
+/* What a standard stream of the child is. PIPE (0) is loop.subprocess_exec's
+ * default: a pipe whose transport is tl_subprocess_get_pipe_transport. */
+enum {
+    TL_PROC_PIPE = 0,
+    TL_PROC_INHERIT = 1, /* the parent's own descriptor */
+    TL_PROC_DEVNULL = 2, /* /dev/null */
+    TL_PROC_FD = 3,      /* the descriptor in fds[i] (the caller keeps it) */
+    TL_PROC_STDOUT = 4   /* stderr only: the same as stdout (merged) */
+};
+
+typedef struct tl_subprocess_options {
+    size_t size;            /* sizeof(tl_subprocess_options_t), or 0 */
+    int stdio[3];           /* TL_PROC_* for stdin, stdout, stderr */
+    tl_fd_t fds[3];         /* for TL_PROC_FD */
+    const char *cwd;        /* NULL: the parent's */
+    /* NULL: the parent's environment; else the whole environment of the
+     * child: "NAME=value" strings, NULL-terminated. */
+    const char *const *env;
+    /* "NAME=value" strings, NULL-terminated, set on top of env (or of the
+     * parent's environment), replacing a variable of the same name. */
+    const char *const *env_add;
+    int close_fds;          /* TL_OPT_*: default ON (fds >= 3 closed) */
+    int new_session;        /* TL_OPT_ON: setsid() in the child */
+    int new_process_group;  /* TL_OPT_ON: the child leads a new group */
+    int64_t process_group;  /* > 0: the child joins this process group */
+} tl_subprocess_options_t;
+
+/* asyncio.SubprocessProtocol; any member may be NULL. size as for
+ * tl_protocol_t (0: the current size). */
+typedef struct tl_subprocess_protocol {
+    size_t size;
+    void (*connection_made)(tl_subprocess_t *p, void *ctx);
+    /* fd is 1 or 2; data[0..len) is the transport's until the call returns. */
+    void (*pipe_data_received)(tl_subprocess_t *p, int fd, const void *data,
+                               size_t len, void *ctx);
+    void (*pipe_connection_lost)(tl_subprocess_t *p, int fd, int error,
+                                 void *ctx);
+    void (*process_exited)(tl_subprocess_t *p, void *ctx);
+    void (*connection_lost)(tl_subprocess_t *p, int error, void *ctx);
+    /* Flow control of the stdin pipe (its write buffer's water marks). */
+    void (*pause_writing)(tl_subprocess_t *p, void *ctx);
+    void (*resume_writing)(tl_subprocess_t *p, void *ctx);
+} tl_subprocess_protocol_t;
+
+/* Spawn argv[0] (searched in $PATH when it has no '/') with argv
+ * (NULL-terminated) and opts (NULL: defaults). Errors of the spawn are
+ * returned here and nothing is left behind (proto_ctx untouched):
+ * TL_ENOENT, TL_EACCES, TL_ENOTDIR..., TL_EINVAL for bad arguments or
+ * options (an empty argv, TL_PROC_STDOUT for another stream than stderr,
+ * TL_PROC_FD with a negative fd), TL_ENOMEM, TL_EMFILE. On success *out is
+ * a new future (the caller's reference) that completes, after
+ * connection_made ran, with the tl_subprocess_t * (borrowed, see
+ * Lifetime). The proto table is used until connection_lost, not copied. */
+TL_API int tl_subprocess_exec(tl_loop_t *loop, const char *const *argv,
+                              const tl_subprocess_options_t *opts,
+                              const tl_subprocess_protocol_t *proto,
+                              void *proto_ctx, tl_future_t **out);
+/* The same for /bin/sh -c cmd. */
+TL_API int tl_subprocess_shell(tl_loop_t *loop, const char *cmd,
+                               const tl_subprocess_options_t *opts,
+                               const tl_subprocess_protocol_t *proto,
+                               void *proto_ctx, tl_future_t **out);
+
+TL_API int tl_subprocess_ref(tl_subprocess_t *p);
+TL_API int tl_subprocess_unref(tl_subprocess_t *p);
+TL_API tl_loop_t *tl_subprocess_get_loop(const tl_subprocess_t *p);
+/* The child's process id (any time, also after it exited), or TL_EINVAL. */
+TL_API int64_t tl_subprocess_get_pid(const tl_subprocess_t *p);
+/* The transport of pipe fd (0, 1 or 2), borrowed: TL_ENOENT when that
+ * stream is not a pipe or its pipe is closed already. */
+TL_API int tl_subprocess_get_pipe_transport(tl_subprocess_t *p, int fd,
+                                            tl_transport_t **out);
+/* 0 and *code once the child was reaped: its exit status, or the negated
+ * number of the signal that killed it. TL_EPENDING before. */
+TL_API int tl_subprocess_get_returncode(const tl_subprocess_t *p, int *code);
+/* Send a signal; TL_ESRCH... once the child was reaped (asyncio raises
+ * ProcessLookupError). TL_EINVAL for a bad signal number. */
+TL_API int tl_subprocess_send_signal(tl_subprocess_t *p, int signum);
+TL_API int tl_subprocess_terminate(tl_subprocess_t *p); /* SIGTERM */
+TL_API int tl_subprocess_kill(tl_subprocess_t *p);      /* SIGKILL */
+/* asyncio's close: close every pipe, and kill the child if it still runs;
+ * connection_lost follows once it was reaped and the pipes are done.
+ * Again: 0. */
+TL_API int tl_subprocess_close(tl_subprocess_t *p);
+TL_API int tl_subprocess_is_closing(const tl_subprocess_t *p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TULIP_PROCESS_H */
