@@ -51,6 +51,7 @@
 #include "backend.h"
 #include "future.h"
 #include "loop.h"
+#include "stream.h"
 #include "transport.h"
 
 #ifdef __cplusplus
@@ -144,6 +145,97 @@ TL_API int tl_subprocess_kill(tl_subprocess_t *p);      /* SIGKILL */
  * Again: 0. */
 TL_API int tl_subprocess_close(tl_subprocess_t *p);
 TL_API int tl_subprocess_is_closing(const tl_subprocess_t *p);
+
+/* ---- high level, for tasks: asyncio.create_subprocess_exec/shell ------ */
+
+/*
+ * A tl_process_t is asyncio's Process: the child with its standard streams
+ * as tl_stream_t (stream.h) for the streams that are pipes. The options are
+ * tl_subprocess_options_t, so every stream is a pipe by default (asyncio's
+ * create_subprocess_exec inherits by default: pass TL_PROC_INHERIT).
+ *
+ * The process and its streams are the caller's: tl_process_free releases
+ * them. The streams are borrowed from the process (never tl_stream_free
+ * them); they stay valid until tl_process_free. A stream is read and
+ * written as any other; stdout/stderr end (EOF) when the child closes
+ * them; writing to stdin after the child closed it fails (TL_EPIPE, from
+ * tl_stream_drain or the next write).
+ *
+ * Waiting for the exit does not wait for the pipes (a grandchild may hold
+ * them): it completes when the child was reaped.
+ *
+ * All functions: on the loop's thread; NULL arguments get TL_EINVAL; the
+ * sequential forms return TL_ENOTASK outside a task.
+ */
+typedef struct tl_process tl_process_t;
+
+/* Spawn as tl_subprocess_exec does (the same errors, from the call) and
+ * complete *out, once the child runs and its streams are ready, with the
+ * tl_process_t * (the caller's, tl_process_free). Cancelling the future
+ * before it completed kills the child. */
+TL_API int tl_process_exec_future(tl_loop_t *loop, const char *const *argv,
+                                  const tl_subprocess_options_t *opts,
+                                  tl_future_t **out);
+TL_API int tl_process_shell_future(tl_loop_t *loop, const char *cmd,
+                                   const tl_subprocess_options_t *opts,
+                                   tl_future_t **out);
+/* In a task: the same, awaited; *out is the caller's. */
+TL_API int tl_process_exec(const char *const *argv,
+                           const tl_subprocess_options_t *opts,
+                           tl_process_t **out);
+TL_API int tl_process_shell(const char *cmd,
+                            const tl_subprocess_options_t *opts,
+                            tl_process_t **out);
+
+/* The streams (borrowed), or NULL when that stream is not a pipe (or p is
+ * NULL). */
+TL_API tl_stream_t *tl_process_stdin(const tl_process_t *p);
+TL_API tl_stream_t *tl_process_stdout(const tl_process_t *p);
+TL_API tl_stream_t *tl_process_stderr(const tl_process_t *p);
+/* The child's process id, or TL_EINVAL. */
+TL_API int64_t tl_process_pid(const tl_process_t *p);
+/* 0 and *code once the child exited (negated signal number when killed),
+ * TL_EPENDING before (asyncio's returncode None). */
+TL_API int tl_process_returncode(const tl_process_t *p, int *code);
+/* TL_ESRCH once the child was reaped; TL_ECLOSED once the loop closed. */
+TL_API int tl_process_send_signal(tl_process_t *p, int signum);
+TL_API int tl_process_terminate(tl_process_t *p);
+TL_API int tl_process_kill(tl_process_t *p);
+
+/* Wait for the exit: a future whose result is the returncode as
+ * (void *)(intptr_t)code, done at once if the child exited already.
+ * Cancelling it does not touch the child. TL_ECLOSED (the future's error)
+ * when the loop closes first or the process is freed. */
+TL_API int tl_process_wait_future(tl_process_t *p, tl_future_t **out);
+/* In a task: the same, awaited; *code gets the returncode (code may be
+ * NULL). Cancelled: TL_ECANCELLED and the child keeps running. */
+TL_API int tl_process_wait(tl_process_t *p, int *code);
+
+/* asyncio's communicate, in a task: write input[0..len) to stdin (if it is
+ * a pipe; input may be NULL with len 0) while reading stdout and stderr to
+ * their ends, concurrently (no deadlock however large both sides are),
+ * then close stdin and wait for the exit. A child that closes stdin early
+ * is not an error (asyncio ignores BrokenPipeError), the rest of the input
+ * is dropped. On success *out, *outlen and *err, *errlen get what the child
+ * wrote (buffers of the tulip allocator: free them with
+ * tl_process_free_output; NULL with length 0 when nothing came or the
+ * stream is not a pipe); out or err may be NULL to discard that stream
+ * (it is still read, so the child cannot block on it). input must stay
+ * valid until the call returns. Errors: those of the streams (TL_EBUSY
+ * when another read of stdout/stderr waits), TL_ENOMEM, TL_ECANCELLED
+ * (cancelled: nothing is returned, the child keeps running). */
+TL_API int tl_process_communicate(tl_process_t *p, const void *input,
+                                  size_t len, void **out, size_t *outlen,
+                                  void **err, size_t *errlen);
+/* Free a buffer of tl_process_communicate (NULL is ignored). */
+TL_API void tl_process_free_output(void *buf);
+
+/* Release the process: its streams are closed and freed (a read or drain
+ * waiting on them fails with TL_ECLOSED, wait futures with TL_ECLOSED),
+ * and if the child still runs it is killed (asyncio's transport close);
+ * it is reaped in the background. Wait first to let it finish. NULL is
+ * ignored; also valid after the loop closed. */
+TL_API void tl_process_free(tl_process_t *p);
 
 #ifdef __cplusplus
 }

@@ -41,6 +41,7 @@ int bench_tasks_rss(const bench_opts_t *o);
 int bench_lock_handoff(const bench_opts_t *o);
 int bench_queue_handoff(const bench_opts_t *o);
 int bench_executor(const bench_opts_t *o);
+int bench_spawn(const bench_opts_t *o);
 
 /* tasks_rss runs each size in a fresh process: tulip-bench re-executes
  * itself as `tulip-bench --tasks-rss-child N` (a hidden option main()

@@ -32,6 +32,10 @@
  *               4-thread executor, each completion counted by a done
  *               callback (jobs/s)
  *
+ *   spawn       spawn + wait of 1000 /bin/true, 50 at a time, with the
+ *               task API (tl_process_exec, tl_process_wait) (processes/s;
+ *               tools/bench/spawn_asyncio.py is asyncio's side)
+ *
  * --n sets the size of every selected benchmark (callbacks, timers, round
  * trips, switches, tasks, hand-offs or items; same-cpu runs a fifth of it,
  * as micro.sh does; tasks_rss then runs that one size). Pin single-threaded
@@ -61,6 +65,7 @@ static const struct {
     {"lock_handoff", bench_lock_handoff},
     {"queue_handoff", bench_queue_handoff},
     {"executor", bench_executor},
+    {"spawn", bench_spawn},
 };
 enum { NBENCH = sizeof benches / sizeof benches[0] };
 
