@@ -11,7 +11,7 @@
 
 #include "tl_test.h"
 
-#define MAX_SUITES 64
+#define MAX_SUITES 256
 
 static struct {
     const char *name;

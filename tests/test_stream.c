@@ -381,18 +381,42 @@ static void test_reading_pauses_when_the_buffer_reaches_the_limit(void) {
 
 /* ---- writing and drain ------------------------------------------------- */
 
-/* Write until the transport pauses writing (the peer does not read). */
-static int fill(tl_stream_t *s) {
+/* Lock a stream's kernel socket buffers (SO_SNDBUF 64 KiB, SO_RCVBUF 256
+ * KiB; doubled by the kernel), so what the kernel can hold of it is bounded
+ * (under 1 MiB) instead of growing with autotuning. No descriptor (the
+ * user-space stack): its window is fixed already. */
+static void lock_kernel_buffers(tl_stream_t *s) {
+    tl_fd_t fd;
+    if (s && tl_transport_get_fileno(tl_stream_transport(s), &fd) == 0) {
+        int snd = 64 * 1024, rcv = 256 * 1024;
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &snd, sizeof snd);
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+    }
+}
+
+/* Write until the transport pauses writing (the peer does not read) and
+ * holds more than the kernel could ever take off it: the writes do not
+ * yield, so nothing leaves the buffer meanwhile, and afterwards the
+ * buffer stays above the low-water mark however long the test waits
+ * (it used to stop at the first pause, just above high, and the kernel
+ * could then drain it to low under load: a flaky drain test). */
+static int fill(world_t *w, tl_stream_t *s) {
     static unsigned char chunk[65536];
     tl_transport_t *t = tl_stream_transport(s);
+    for (int i = 0; i < 5000 && w->server_side == NULL; i++)
+        if (tl_sleep(MS)) /* the handler starts on the server's side */
+            break;
+    CU_ASSERT_PTR_NOT_NULL(w->server_side);
+    lock_kernel_buffers(s);
+    lock_kernel_buffers(w->server_side);
     CU_ASSERT_EQUAL(tl_transport_set_write_buffer_limits(t, 65536, 16384), 0);
-    for (int i = 0; i < 4096 && !s->wpaused; i++) {
+    for (int i = 0; i < 4096 && tl_transport_get_write_buffer_size(t) < (2u << 20);
+         i++) {
         int rc = tl_stream_write(s, chunk, sizeof chunk);
         if (rc)
             return rc;
-        if (!s->wpaused && (rc = tl_sleep(0)))
-            return rc;
     }
+    CU_ASSERT(tl_transport_get_write_buffer_size(t) >= (2u << 20));
     CU_ASSERT_EQUAL(s->wpaused, 1);
     return 0;
 }
@@ -401,7 +425,7 @@ static int drain_waits_client(world_t *w) {
     tl_stream_t *s = connect_(w);
     if (s == NULL)
         return TL_EIO;
-    CU_ASSERT_EQUAL(fill(s), 0);
+    CU_ASSERT_EQUAL(fill(w, s), 0);
     tl_future_t *d, *d2;
     CU_ASSERT_EQUAL_FATAL(tl_stream_drain_future(s, &d), 0);
     CU_ASSERT_EQUAL(tl_stream_drain_future(s, &d2), TL_EBUSY);
@@ -430,7 +454,7 @@ static int drain_reset_client(world_t *w) {
     tl_stream_t *s = connect_(w);
     if (s == NULL)
         return TL_EIO;
-    CU_ASSERT_EQUAL(fill(s), 0);
+    CU_ASSERT_EQUAL(fill(w, s), 0);
     /* The peer resets the connection while we wait. */
     CU_ASSERT_PTR_NOT_NULL_FATAL(w->server_side);
     CU_ASSERT_EQUAL(tl_transport_abort(tl_stream_transport(w->server_side)), 0);

@@ -53,9 +53,13 @@ static void test_timers_run_in_deadline_order(void) {
     memset(&o, 0, sizeof o);
     o.loop = loop;
     tag_t t[3] = {{&o, 3, 0}, {&o, 1, 0}, {&o, 2, 0}};
-    CU_ASSERT_EQUAL(tl_loop_call_later(loop, 6 * MS, record, &t[0], NULL), 0);
-    CU_ASSERT_EQUAL(tl_loop_call_later(loop, 2 * MS, record, &t[1], NULL), 0);
-    CU_ASSERT_EQUAL(tl_loop_call_later(loop, 4 * MS, record, &t[2], NULL), 0);
+    /* Absolute deadlines from one reading of the clock: relative ones would
+     * drift apart by the time between the calls (milliseconds under
+     * valgrind on a loaded machine). */
+    int64_t now = tl_loop_time(loop);
+    CU_ASSERT_EQUAL(tl_loop_call_at(loop, now + 6 * MS, record, &t[0], NULL), 0);
+    CU_ASSERT_EQUAL(tl_loop_call_at(loop, now + 2 * MS, record, &t[1], NULL), 0);
+    CU_ASSERT_EQUAL(tl_loop_call_at(loop, now + 4 * MS, record, &t[2], NULL), 0);
     int three = 0;
     while (o.n < 3 && three++ < 100)
         CU_ASSERT_EQUAL_FATAL(tl_loop_run_once(loop, 20 * MS), 0);

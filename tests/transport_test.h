@@ -180,6 +180,52 @@ static inline void run_some(tl_loop_t *loop, int n) {
         tl_loop_run_once(loop, 1000000);
 }
 
+/* ---- filling a transport's buffer ---------------------------------------- */
+
+/* Lock t's kernel socket buffers (SO_SNDBUF 64 KiB, SO_RCVBUF 256 KiB; the
+ * kernel doubles both), so that what the kernel can hold of a stream, at
+ * most about 640 KiB, no longer depends on its defaults and autotuning
+ * (unlocked it absorbs megabytes, and more as time passes). The receive
+ * side stays a few segments wide: a window under one loopback segment
+ * (64 KiB) stalls the flow on zero-window probes. A stack without
+ * descriptors (the user-space one) has a fixed window already. */
+#define KERNEL_HOLDS_AT_MOST ((size_t)1 << 20)
+static inline void small_kernel_buffers(tl_transport_t *t) {
+    tl_fd_t fd;
+    if (tl_transport_get_fileno(t, &fd) == 0) {
+        int snd = 64 * 1024, rcv = 256 * 1024;
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &snd, sizeof snd);
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+    }
+}
+
+/* Write chunk[0..len) again and again, without running the loop, until t
+ * holds at least min bytes the network did not take (its peer must not be
+ * reading). Returns the bytes written, 0 if t never got there. Without the
+ * loop running nothing leaves t's buffer meanwhile, so when this returns
+ * t has paused writing (for min above the high-water mark), whatever the
+ * kernel's buffer sizes. */
+static inline size_t write_until_buffered(tl_transport_t *t, const void *chunk,
+                                          size_t len, size_t min) {
+    size_t total = 0;
+    for (int i = 0; i < 1024 && tl_transport_get_write_buffer_size(t) < min;
+         i++) {
+        if (tl_transport_write(t, chunk, len) != 0)
+            return 0;
+        total += len;
+    }
+    return tl_transport_get_write_buffer_size(t) >= min ? total : 0;
+}
+
+/* Whether data[0..n) is chunk[0..len) repeated. */
+static inline int is_repeated(const unsigned char *data, size_t n,
+                              const unsigned char *chunk, size_t len) {
+    for (size_t i = 0; i < n; i += len)
+        if (memcmp(data + i, chunk, n - i < len ? n - i : len) != 0)
+            return 0;
+    return 1;
+}
+
 /* ---- addresses ----------------------------------------------------------- */
 
 static inline tl_sockaddr_t addr_ip(const char *ip, int port) {

@@ -161,11 +161,24 @@ static void on_accept(void *ctx, tl_ns_sock_t *conn, int status) {
         s->ops->close(conn, 1);
         return;
     }
+    /* The transport is set up completely (handler, connection_made
+     * scheduled) before the factory runs: once a protocol exists it is
+     * owed connection_made and connection_lost, where it frees its ctx,
+     * so nothing may fail after the factory (an attach failing there used
+     * to leak the protocol's ctx: a stream, for start_server). Until then
+     * the transport carries an empty protocol, which a refusal closes
+     * without a callback to anyone. */
     static const tl_protocol_t none = {.size = sizeof(tl_protocol_t)};
     tl_transport_t *t;
     int rc = tl__stream_alloc(s->loop, s->ops, s->flavour, &none, NULL, &t);
+    if (rc == 0 && (rc = s->ops->set_handler(conn, tl__stream_handler(), t)))
+        tl__stream_free_unattached(t);
     if (rc) {
         s->ops->close(conn, 1);
+        report(s, "no memory for an accepted connection", rc);
+        return;
+    }
+    if ((rc = tl__stream_attach(t, conn)) != 0) { /* conn is closed */
         report(s, "no memory for an accepted connection", rc);
         return;
     }
@@ -174,16 +187,9 @@ static void on_accept(void *ctx, tl_ns_sock_t *conn, int status) {
     rc = s->factory(s->factory_ctx, &proto, &pctx);
     if (rc == 0)
         rc = tl_transport_set_protocol(t, proto, pctx);
-    if (rc == 0)
-        rc = s->ops->set_handler(conn, tl__stream_handler(), t);
     if (rc) {
         /* Refused (or a bad table): close that connection, go on. */
-        tl__stream_free_unattached(t);
-        s->ops->close(conn, 0);
-        return;
-    }
-    if ((rc = tl__stream_attach(t, conn)) != 0) {
-        report(s, "no memory for an accepted connection", rc);
+        tl_transport_close(t);
         return;
     }
     if (s->flavour == TL__STREAM_TCP && !s->nodelay)

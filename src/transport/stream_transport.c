@@ -585,37 +585,18 @@ static int st_fileno(const tl_transport_t *t, tl_fd_t *out) {
     return s->ops->fileno(s->sock, out);
 }
 
-static const tl__transport_vt_t vt_tcp = {
-    .kind = "tcp",
-    .write = st_write,
-    .write_eof = st_write_eof,
-    .can_write_eof = st_can_write_eof,
-    .close = st_close,
-    .abort = st_abort,
-    .set_reading = st_set_reading,
-    .getaddr = st_getaddr,
-    .fileno = st_fileno,
-    .sendfile = st_sendfile,
-    .teardown = st_teardown,
-    .destroy = st_destroy,
-    .made = st_made,
-};
+/* TCP and Unix stream connections: the same methods, another name. */
+#define STREAM_SOCKET_VT(name)                                                \
+    {                                                                         \
+        .kind = name, .write = st_write, .write_eof = st_write_eof,           \
+        .can_write_eof = st_can_write_eof, .close = st_close,                 \
+        .abort = st_abort, .set_reading = st_set_reading,                     \
+        .getaddr = st_getaddr, .fileno = st_fileno, .sendfile = st_sendfile,  \
+        .teardown = st_teardown, .destroy = st_destroy, .made = st_made,      \
+    }
 
-static const tl__transport_vt_t vt_unix = {
-    .kind = "unix",
-    .write = st_write,
-    .write_eof = st_write_eof,
-    .can_write_eof = st_can_write_eof,
-    .close = st_close,
-    .abort = st_abort,
-    .set_reading = st_set_reading,
-    .getaddr = st_getaddr,
-    .fileno = st_fileno,
-    .sendfile = st_sendfile,
-    .teardown = st_teardown,
-    .destroy = st_destroy,
-    .made = st_made,
-};
+static const tl__transport_vt_t vt_tcp = STREAM_SOCKET_VT("tcp");
+static const tl__transport_vt_t vt_unix = STREAM_SOCKET_VT("unix");
 
 static const tl__transport_vt_t vt_pipe_read = {
     .kind = "pipe",

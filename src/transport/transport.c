@@ -23,6 +23,7 @@
  * error it had already ended with), after a connection_made that never got
  * to run, so the protocol can free what it owns.
  */
+#include <stdint.h>
 #include <string.h>
 
 #include "../core/alloc.h"
@@ -136,8 +137,10 @@ int tl_transport_unref(tl_transport_t *t) {
     if (rc)
         return rc;
     /* Only users' references can be dropped here: the loop's one is
-     * there until connection_lost ran. */
-    if (t->refs <= (t->lost_ran ? 0 : 1))
+     * there until connection_lost returned (not just began: a callback
+     * that drops a reference it never took must not free t under
+     * run_lost). */
+    if (t->refs <= (t->loop_ref ? 1 : 0))
         return TL_EINVAL;
     release(t);
     return 0;
@@ -177,6 +180,7 @@ int tl__transport_init(tl_transport_t *t, const tl__transport_vt_t *vt,
     t->proto_user = proto;
     t->proto_ctx = proto_ctx;
     t->refs = 1;
+    t->loop_ref = 1;
     t->reading = 1;
     t->high = DEFAULT_HIGH;
     t->low = DEFAULT_HIGH / 4;
@@ -230,6 +234,7 @@ static void run_lost(tl_transport_t *t) {
     unlink_transport(t);
     if (t->server)
         tl__server_conn_lost(t);
+    t->loop_ref = 0;
     release(t);
 }
 
@@ -306,8 +311,10 @@ int tl__transport_data(tl_transport_t *t, const void *data, size_t len) {
             t->proto.data_received(t, data, len, t->proto_ctx);
         return 0;
     }
+    /* One buffer's worth per get_buffer, as asyncio reads: a protocol
+     * that closes (or aborts) in buffer_updated gets nothing more. */
     const unsigned char *p = data;
-    while (len && !t->lost) {
+    while (len && !t->closing) {
         void *buf = NULL;
         size_t n = 0;
         int rc = t->proto.get_buffer(t, len, &buf, &n, t->proto_ctx);
@@ -328,18 +335,25 @@ int tl__transport_data(tl_transport_t *t, const void *data, size_t len) {
 
 /* ---- public methods ---------------------------------------------------- */
 
-int tl_transport_write(tl_transport_t *t, const void *data, size_t len) {
-    int rc = tl__transport_check(t);
-    if (TL__UNLIKELY(rc))
-        return rc;
-    if (TL__UNLIKELY(data == NULL && len))
-        return TL_EINVAL;
+/* Why t cannot take a write now, or 0 (after the argument checks). */
+static inline int write_state(const tl_transport_t *t) {
     if (TL__UNLIKELY(t->closing))
         return TL_ECLOSED;
     if (TL__UNLIKELY(t->eof_written))
         return TL_ESHUTDOWN;
     if (TL__UNLIKELY(t->vt->write == NULL))
         return TL_ENOTSUP;
+    return 0;
+}
+
+int tl_transport_write(tl_transport_t *t, const void *data, size_t len) {
+    int rc = tl__transport_check(t);
+    if (TL__UNLIKELY(rc))
+        return rc;
+    if (TL__UNLIKELY(data == NULL && len))
+        return TL_EINVAL;
+    if (TL__UNLIKELY((rc = write_state(t)) != 0))
+        return rc;
     if (len == 0)
         return 0;
     tl_iovec_t iov = {data, len};
@@ -354,16 +368,12 @@ int tl_transport_writev(tl_transport_t *t, const tl_iovec_t *iov, size_t n) {
         return TL_EINVAL;
     size_t total = 0;
     for (size_t i = 0; i < n; i++) {
-        if (iov[i].base == NULL && iov[i].len)
-            return TL_EINVAL;
+        if ((iov[i].base == NULL && iov[i].len) || iov[i].len > SIZE_MAX - total)
+            return TL_EINVAL; /* no memory, or lengths past SIZE_MAX */
         total += iov[i].len;
     }
-    if (t->closing)
-        return TL_ECLOSED;
-    if (t->eof_written)
-        return TL_ESHUTDOWN;
-    if (t->vt->write == NULL)
-        return TL_ENOTSUP;
+    if ((rc = write_state(t)) != 0)
+        return rc;
     if (total == 0)
         return 0;
     return t->vt->write(t, iov, n, NULL, NULL);
@@ -374,12 +384,8 @@ int tl_transport_write_take(tl_transport_t *t, void *data, size_t len,
     int rc = tl__transport_check(t);
     if (rc == 0 && data == NULL && len)
         rc = TL_EINVAL;
-    if (rc == 0 && t->closing)
-        rc = TL_ECLOSED;
-    if (rc == 0 && t->eof_written)
-        rc = TL_ESHUTDOWN;
-    if (rc == 0 && t->vt->write == NULL)
-        rc = TL_ENOTSUP;
+    if (rc == 0)
+        rc = write_state(t);
     if (rc || len == 0) {
         if (free_fn && data)
             free_fn(data);
@@ -485,6 +491,8 @@ int tl_transport_set_write_buffer_limits(tl_transport_t *t, int64_t high,
         return rc;
     if (high < -1 || low < -1)
         return TL_EINVAL;
+    if (high == -1 && low > INT64_MAX / 4)
+        return TL_EINVAL; /* 4 x low does not fit */
     if (high == -1)
         high = low == -1 ? DEFAULT_HIGH : 4 * low;
     if (low == -1)
@@ -517,7 +525,8 @@ size_t tl_transport_get_write_buffer_size(const tl_transport_t *t) {
     return t ? t->buffered : 0;
 }
 
-int tl_transport_get_peername(const tl_transport_t *t, tl_sockaddr_t *out) {
+/* get_peername (peer 1) and get_sockname (peer 0). */
+static int get_addr(const tl_transport_t *t, int peer, tl_sockaddr_t *out) {
     int rc = tl__transport_check(t);
     if (rc)
         return rc;
@@ -527,20 +536,15 @@ int tl_transport_get_peername(const tl_transport_t *t, tl_sockaddr_t *out) {
         return TL_ENOTSUP;
     if (t->lost)
         return TL_ECLOSED;
-    return t->vt->getaddr(t, 1, out);
+    return t->vt->getaddr(t, peer, out);
+}
+
+int tl_transport_get_peername(const tl_transport_t *t, tl_sockaddr_t *out) {
+    return get_addr(t, 1, out);
 }
 
 int tl_transport_get_sockname(const tl_transport_t *t, tl_sockaddr_t *out) {
-    int rc = tl__transport_check(t);
-    if (rc)
-        return rc;
-    if (out == NULL)
-        return TL_EINVAL;
-    if (t->vt->getaddr == NULL)
-        return TL_ENOTSUP;
-    if (t->lost)
-        return TL_ECLOSED;
-    return t->vt->getaddr(t, 0, out);
+    return get_addr(t, 0, out);
 }
 
 int tl_transport_get_fileno(const tl_transport_t *t, tl_fd_t *out) {

@@ -60,6 +60,8 @@ struct tl_transport {
     unsigned eof_written : 1; /* write_eof was called (writes: ESHUTDOWN) */
     unsigned made_scheduled : 1; /* connection_made is queued */
     unsigned lost_ran : 1;    /* connection_lost ran */
+    unsigned loop_ref : 1;    /* the loop's reference is among refs: until
+                                 connection_lost returned */
     int lost_error;    /* what connection_lost gets */
     size_t high, low;  /* water marks */
     size_t buffered;   /* bytes written, not yet handed to the network */
@@ -95,7 +97,7 @@ void tl__transport_lost(tl_transport_t *t, int error);
  * buffered protocol get_buffer/buffer_updated until all is copied. 0, or
  * the protocol's error (a failed get_buffer, TL_ENOBUFS for an empty
  * buffer): the kind then ends the connection with that error. Stops early
- * (0) when the protocol aborted the transport meanwhile. */
+ * (0) when the protocol closed or aborted the transport meanwhile. */
 int tl__transport_data(tl_transport_t *t, const void *data, size_t len);
 
 /* The public functions' common check: 0, TL_EINVAL (NULL),
