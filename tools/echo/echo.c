@@ -84,7 +84,7 @@ static void usage(void) {
 int main(int argc, char **argv) {
     const char *host = "127.0.0.1", *mode = "protocol", *backend = NULL;
     int port = -1;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (v && strcmp(a, "--port") == 0)
             port = atoi(v);
@@ -98,7 +98,6 @@ int main(int argc, char **argv) {
             usage();
             return 2;
         }
-        i++;
     }
     int streams = strcmp(mode, "stream") == 0 || strcmp(mode, "streams") == 0;
     if (port < 0 || port > 65535 || (!streams && strcmp(mode, "protocol") != 0)) {
