@@ -399,16 +399,29 @@ static void test_stdin_closed_by_parent_while_child_reads(void) {
     tl_test_loop_free(loop);
 }
 
+/* The subprocess the exec future hands over is borrowed: a child that
+ * exits at once (true) can have its pipes lost, be reaped and get its
+ * connection_lost (which frees it) in the very iteration that completes
+ * the future (typically on the SIGCHLD watcher, or under valgrind where
+ * the spawn is slow). A reference wanted beyond connection_lost is taken
+ * in connection_made, before any of that can run. */
+static void held_made(tl_subprocess_t *p, void *ctx) {
+    prec_made(p, ctx);
+    CU_ASSERT_EQUAL(tl_subprocess_ref(p), 0);
+}
+
 static void test_writing_to_a_child_that_exited_is_epipe(void) {
     tl_loop_t *loop = tl_test_loop();
     prec_t r = {0};
+    tl_subprocess_protocol_t proto = prec_proto;
+    proto.connection_made = held_made;
     const char *argv[] = {"true", NULL};
     tl_future_t *f;
-    CU_ASSERT_EQUAL(tl_subprocess_exec(loop, argv, NULL, &prec_proto, &r, &f), 0);
+    CU_ASSERT_EQUAL(tl_subprocess_exec(loop, argv, NULL, &proto, &r, &f), 0);
     CU_ASSERT_EQUAL(tl_loop_run_until_complete(loop, f, NULL), 0);
     tl_future_unref(f);
-    tl_subprocess_t *p = r.p;
-    CU_ASSERT_EQUAL(tl_subprocess_ref(p), 0);
+    CU_ASSERT_EQUAL(r.made, 1);
+    tl_subprocess_t *p = r.p; /* ours: held_made's reference */
     ptest_run(loop, &r.exited, 1);
     tl_transport_t *in;
     if (tl_subprocess_get_pipe_transport(p, 0, &in) == 0) {
@@ -544,6 +557,7 @@ SIGCHLD_VARIANT(test_killed_child_returncode_is_negative_signal)
 SIGCHLD_VARIANT(test_stdin_to_cat_and_back)
 SIGCHLD_VARIANT(test_child_killed_mid_write)
 SIGCHLD_VARIANT(test_child_closes_stdout_early)
+SIGCHLD_VARIANT(test_writing_to_a_child_that_exited_is_epipe)
 SIGCHLD_VARIANT(test_hundred_concurrent_children)
 SIGCHLD_VARIANT(test_two_loops_each_see_their_children)
 SIGCHLD_VARIANT(test_loop_close_with_live_child_reaps_it)
@@ -577,6 +591,7 @@ TL_TEST_SUITE(process_sigchld,
               TL_TEST(test_stdin_to_cat_and_back_sigchld),
               TL_TEST(test_child_killed_mid_write_sigchld),
               TL_TEST(test_child_closes_stdout_early_sigchld),
+              TL_TEST(test_writing_to_a_child_that_exited_is_epipe_sigchld),
               TL_TEST(test_hundred_concurrent_children_sigchld),
               TL_TEST(test_two_loops_each_see_their_children_sigchld),
               TL_TEST(test_loop_close_with_live_child_reaps_it_sigchld),
