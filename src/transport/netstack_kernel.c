@@ -300,6 +300,11 @@ static void read_dgram(tl_ns_sock_t *s) {
 
 void tl__ksock_on_readable(void *ctx) {
     tl_ns_sock_t *s = ctx;
+    if (!s->reading && (s->kind == TL_NS_STREAM || s->kind == TL_NS_DGRAM ||
+                        s->kind == TL_NS_PIPE_READ)) {
+        tl__ksock_update_watch(s); /* a lazy read_stop: drop the watch now */
+        return;
+    }
     switch (s->kind) {
     case TL_NS_LISTENER:
         tl__ks_accept_ready(s);
@@ -434,8 +439,11 @@ static int k_read_stop(tl_ns_sock_t *s) {
         return TL_ECLOSED;
     if (s->kind == TL_NS_PIPE_WRITE || !s->reading)
         return 0;
+    /* Lazy: the reader watch stays until a readable event finds the socket
+     * not reading (tl__ksock_on_readable drops it then), so a stop and a
+     * start in one turn (a stream paused at its limit, then read by its
+     * task) cost no epoll_ctl; any other update_watch drops it too. */
     s->reading = 0;
-    tl__ksock_update_watch(s);
     return 0;
 }
 

@@ -260,6 +260,24 @@ int64_t tl__ks_try_send(tl_ns_sock_t *s, const tl_iovec_t *iov, size_t n,
         return TL_EINVAL;
     if (s->qhead || s->connecting)
         return dgram ? TL_EAGAIN : 0;
+    if (n == 1 && !dgram && s->is_socket) {
+        /* The echo hot path (one buffer on a stream socket): send(2) as
+         * is, without building an iovec array and a msghdr. */
+        if (iov[0].len == 0)
+            return 0;
+        ssize_t w1;
+        do
+            w1 = send(s->fd, iov[0].base, iov[0].len, MSG_NOSIGNAL);
+        while (w1 < 0 && errno == EINTR);
+        if (w1 < 0) {
+            if (!would_block(-errno))
+                return tl_translate_sys_error(errno);
+            s->wfull = 1;
+            return 0;
+        }
+        s->wfull = (size_t)w1 < iov[0].len;
+        return w1;
+    }
     struct iovec v[KIOV_MAX];
     size_t total;
     int cnt = to_iovec(iov, n, v, &total);
