@@ -1,6 +1,7 @@
 /* sock: the low-level socket operations for tasks (tulip/sock.h), on real
  * kernel sockets (socketpairs and loopback). Kernel only by nature. */
 #define _GNU_SOURCE
+#include <poll.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -395,9 +396,14 @@ static void test_accept_future_of_a_waiting_connection_is_done_at_once(void) {
     int l = listener(), c = tcp_socket();
     tl_sockaddr_t la = name_of(l);
     (void)connect(c, (struct sockaddr *)&la.u, la.len);
-    usleep(1000); /* let the handshake finish on loopback */
+    /* Wait (outside the loop) until the connection is in the backlog. */
+    struct pollfd pfd = {.fd = l, .events = POLLIN};
+    CU_ASSERT_EQUAL_FATAL(poll(&pfd, 1, 5000), 1);
     tl_future_t *f;
     CU_ASSERT_EQUAL_FATAL(tl_sock_accept_future(loop, l, NULL, &f), 0);
+    /* Accepted by the first try: done already, nothing watched. */
+    CU_ASSERT(tl_future_done(f));
+    CU_ASSERT_EQUAL(watched(loop), 0);
     void *v;
     CU_ASSERT_EQUAL(tl_loop_run_until_complete(loop, f, &v), 0);
     int s = (int)(intptr_t)v;

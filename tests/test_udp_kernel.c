@@ -116,6 +116,39 @@ static void test_ipv6_loopback_round_trip(void) {
     tl_test_loop_free(loop);
 }
 
+/* The kernel stack cannot get a receive buffer: the endpoint hears
+ * TL_ENOMEM through error_received, stays open, and the datagram (still
+ * queued in the kernel) arrives on the next turn. */
+static void test_receive_buffer_shortage_keeps_the_endpoint(void) {
+    tl_loop_t *loop = kernel_loop();
+    tl_sockaddr_t lo = ip4("127.0.0.1", 0);
+    rec_t a = {0}, b = {0};
+    tl_transport_t *ta = NULL, *tb = NULL;
+    CU_ASSERT_EQUAL_FATAL(tl_create_datagram_endpoint(loop, &rec_proto, &a, &lo,
+                                                      NULL, NULL, &ta), 0);
+    CU_ASSERT_EQUAL_FATAL(tl_create_datagram_endpoint(loop, &rec_proto, &b, &lo,
+                                                      NULL, NULL, &tb), 0);
+    CU_ASSERT_TRUE(run_until(loop, &b.made, 1));
+    CU_ASSERT_TRUE(run_until(loop, &a.made, 1));
+    tl_sockaddr_t ba = sockname(tb);
+    CU_ASSERT_EQUAL(tl_transport_sendto(ta, "one", 3, &ba), 0);
+    /* b has never read, so its stack has no pooled buffer yet: the first
+     * allocation of the next turn is that buffer. */
+    tl_test_fail_alloc_at(1);
+    CU_ASSERT_EQUAL(tl_loop_run_once(loop, 1000 * 1000000LL), 0);
+    tl_test_fail_alloc_at(0);
+    CU_ASSERT_EQUAL(b.errors, 1);
+    CU_ASSERT_EQUAL(b.last_error, TL_ENOMEM);
+    CU_ASSERT_EQUAL(b.dgrams, 0);
+    CU_ASSERT_TRUE(run_until(loop, &b.dgrams, 1));
+    CU_ASSERT_EQUAL(b.last_len, 3);
+    CU_ASSERT_EQUAL(memcmp(b.last, "one", 3), 0);
+    CU_ASSERT_EQUAL(b.lost, 0);
+    close_and_wait(loop, ta, &a);
+    close_and_wait(loop, tb, &b);
+    tl_test_loop_free(loop);
+}
+
 static void test_largest_ipv4_datagram_goes_through(void) {
     tl_loop_t *loop = kernel_loop();
     rec_t a = {0}, b = {0};
@@ -302,6 +335,7 @@ TL_TEST_SUITE(udp_kernel,
               TL_TEST(test_broadcast_needs_allow_broadcast),
               TL_TEST(test_ipv6_loopback_round_trip),
               TL_TEST(test_largest_ipv4_datagram_goes_through),
+              TL_TEST(test_receive_buffer_shortage_keeps_the_endpoint),
               TL_TEST(test_reuse_port_shares_a_port),
               TL_TEST(test_unix_datagram_endpoints),
               TL_TEST(test_flood_against_a_paused_receiver_is_bounded))

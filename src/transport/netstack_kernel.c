@@ -258,7 +258,14 @@ static void read_dgram(tl_ns_sock_t *s) {
     for (int i = 0; i < DGRAMS_PER_EVENT; i++) {
         tl__kbuf_t *b = buf_get(s->st);
         if (b == NULL) {
-            tl__ksock_fail(s, TL_ENOMEM);
+            /* A datagram socket outlives an error (the contract): report
+             * it; the datagram stays queued in the kernel and the next
+             * readable event tries again. */
+            if (s->h.recv) {
+                tl__ksock_enter(s);
+                s->h.recv(s->ctx, NULL, TL_ENOMEM);
+                tl__ksock_leave(s);
+            }
             return;
         }
         struct iovec v = {b->data, TL__KBUF_SIZE};
