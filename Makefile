@@ -48,7 +48,23 @@ CFLAGS   ?= $(OPT) -g
 ALL_CFLAGS := -std=c11 $(WARN) $(CFLAGS) $(SANFLAGS) -Iinclude -fPIC -fvisibility=hidden -MMD -MP
 LDLIBS   := -lpthread
 
-LIB_SRC  := $(wildcard src/core/*.c src/backend/*.c src/loop/*.c src/future/*.c src/sync/*.c src/executor/*.c src/transport/*.c src/process/*.c)
+# TLS (src/tls) with BoringSSL from Debian's android-libboringssl-dev, which
+# keeps its headers and libraries in android/ folders (so OpenSSL's libssl,
+# if installed, is never picked up: the libraries are linked by full path,
+# with an rpath). TLS=0, or a compiler whose target has no BoringSSL (cross
+# builds), builds src/tls/tls_none.c instead: the same ABI, TL_ENOTSUP.
+BSSL_INC ?= /usr/include/android
+BSSL_LIB ?= /usr/lib/$(shell $(CC) -print-multiarch 2>/dev/null)/android
+TLS      ?= $(if $(and $(wildcard $(BSSL_INC)/openssl/is_boringssl.h),$(wildcard $(BSSL_LIB)/libssl.so)),1,0)
+ifeq ($(TLS),1)
+TLS_SRC  := $(filter-out src/tls/tls_none.c,$(wildcard src/tls/*.c))
+TLS_LIBS := -Wl,-rpath,$(BSSL_LIB) $(BSSL_LIB)/libssl.so $(BSSL_LIB)/libcrypto.so
+else
+TLS_SRC  := src/tls/tls_none.c
+TLS_LIBS :=
+endif
+
+LIB_SRC  := $(wildcard src/core/*.c src/backend/*.c src/loop/*.c src/future/*.c src/sync/*.c src/executor/*.c src/transport/*.c src/process/*.c) $(TLS_SRC)
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/obj/%.o)
 # src/task: coroutine contexts (C, and the asm switches in .S files).
 LIB_SRC  += $(wildcard src/task/*.c)
@@ -58,6 +74,9 @@ ALL_CFLAGS += $(CORO_FLAGS)
 TEST_SRC := $(wildcard tests/*.c)
 TEST_OBJ := $(TEST_SRC:%.c=$(B)/obj/%.o)
 BENCH_SRC := $(wildcard tools/bench/*.c)
+# The raw BoringSSL memory-BIO loop (the limit TLS echo is judged against)
+# is the one tool that includes BoringSSL; TL_BENCH_TLS says it may.
+BENCH_TLS_CFLAGS = $(if $(filter 1,$(TLS)),-isystem $(BSSL_INC) -DTL_BENCH_TLS,)
 DEMO_SRC := $(wildcard tools/demo/*.c)
 ECHO_SRC := $(wildcard tools/echo/*.c)
 
@@ -89,6 +108,12 @@ $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
+# Only src/tls sees BoringSSL's headers (as system headers: its own code is
+# not held to tulip's warnings).
+$(B)/obj/src/tls/%.o: src/tls/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -isystem $(BSSL_INC) -DTL_TLS_INTERNAL -c $< -o $@
+
 $(B)/obj/%.o: %.S
 	@mkdir -p $(dir $@)
 	$(CC) $(CORO_FLAGS) $(CFLAGS) $(SANFLAGS) -fPIC -MMD -MP -c $< -o $@
@@ -100,7 +125,7 @@ $(B)/obj/tests/%.o: tests/%.c
 $(SO): $(LIB_OBJ) src/tulip.map
 	@mkdir -p $(dir $@)
 	$(CC) -shared $(SANFLAGS) -Wl,-soname,$(SONAME) -Wl,--version-script=src/tulip.map \
-		$(if $(SANITIZE),,-Wl,-z,defs) -o $@ $(LIB_OBJ) $(LDLIBS)
+		$(if $(SANITIZE),,-Wl,-z,defs) -o $@ $(LIB_OBJ) $(TLS_LIBS) $(LDLIBS)
 
 $(B)/lib/libtulip.so: $(SO)
 	ln -sf $(SONAME) $@
@@ -112,19 +137,19 @@ $(A): $(LIB_OBJ)
 
 $(TESTS): $(TEST_OBJ) $(A)
 	@mkdir -p $(dir $@)
-	$(CC) $(SANFLAGS) -o $@ $(TEST_OBJ) $(A) -lcunit $(LDLIBS)
+	$(CC) $(SANFLAGS) -o $@ $(TEST_OBJ) $(A) -lcunit $(TLS_LIBS) $(LDLIBS)
 
 $(BENCH): $(BENCH_SRC) $(A)
 	@mkdir -p $(dir $@)
-	$(CC) $(TOOL_CFLAGS) -o $@ $(BENCH_SRC) $(A) $(LDLIBS) -lm
+	$(CC) $(TOOL_CFLAGS) $(BENCH_TLS_CFLAGS) -o $@ $(BENCH_SRC) $(A) $(TLS_LIBS) $(LDLIBS) -lm
 
 $(DEMO): $(DEMO_SRC) $(A)
 	@mkdir -p $(dir $@)
-	$(CC) $(TOOL_CFLAGS) -o $@ $(DEMO_SRC) $(A) $(LDLIBS)
+	$(CC) $(TOOL_CFLAGS) -o $@ $(DEMO_SRC) $(A) $(TLS_LIBS) $(LDLIBS)
 
 $(ECHO): $(ECHO_SRC) $(A)
 	@mkdir -p $(dir $@)
-	$(CC) $(TOOL_CFLAGS) -o $@ $(ECHO_SRC) $(A) $(LDLIBS)
+	$(CC) $(TOOL_CFLAGS) -o $@ $(ECHO_SRC) $(A) $(TLS_LIBS) $(LDLIBS)
 
 # Debian packages the build, the tests and the reports need; installed only
 # when missing, and only as root (otherwise the list is printed).
@@ -212,6 +237,6 @@ test-aarch64:
 	@ln -sf /usr/lib/aarch64-linux-gnu/libcunit.a $(AARCH64_B)/cunit/lib/libcunit.a
 	@$(MAKE) --no-print-directory CC=$(AARCH64_CC) AR=aarch64-linux-gnu-ar B=$(AARCH64_B) \
 		CFLAGS="$(CFLAGS) -I$(AARCH64_B)/cunit/include" \
-		LDLIBS="-L$(AARCH64_B)/cunit/lib -lpthread" lib $(AARCH64_B)/bin/tulip-tests
+		LDLIBS="-L$(AARCH64_B)/cunit/lib -lpthread" TLS=0 lib $(AARCH64_B)/bin/tulip-tests
 	qemu-aarch64 -L $(AARCH64_SYSROOT) -E LD_LIBRARY_PATH=$(AARCH64_SYSROOT)/lib \
 		$(AARCH64_B)/bin/tulip-tests $(AARCH64_SUITES)

@@ -15,6 +15,7 @@
 #include "tulip/dns.h"
 #include "tulip/netstack.h"
 #include "tulip/transport.h"
+#include "tulip/tls.h"
 #include "tulip/process.h"
 #include "tulip/stream.h"
 #include "tulip/sock.h"

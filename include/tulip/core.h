@@ -130,7 +130,12 @@ TL_API const char *tl_version_string(void);
     XX(EAI_BADFLAGS, -3019, "bad flags for name resolution")                  \
     XX(EAI_SOCKTYPE, -3020, "socket type not supported by the resolver")      \
     XX(EINCOMPLETE, -3021, "end of stream before the expected bytes")         \
-    XX(ELIMITOVERRUN, -3022, "separator not found within the buffer limit")
+    XX(ELIMITOVERRUN, -3022, "separator not found within the buffer limit") \
+    XX(ETLS, -3023, "TLS protocol error")                                     \
+    XX(ECERTVERIFY, -3024, "certificate verification failed")                 \
+    XX(ECERTEXPIRED, -3025, "certificate has expired")                        \
+    XX(ECERTHOSTNAME, -3026, "certificate does not match the host name")      \
+    XX(ETLSEOF, -3027, "TLS peer closed without close_notify")
 
 typedef enum tl_errno {
 #define TL__ERRNO_ENUM(name, value, msg) TL_##name = (value),

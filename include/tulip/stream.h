@@ -150,6 +150,17 @@ TL_API int tl_stream_wait_closed_future(tl_stream_t *s, tl_future_t **out);
  * the handler returns. */
 TL_API void tl_stream_free(tl_stream_t *s);
 
+/* asyncio's StreamWriter.start_tls, in a task: upgrade the stream's
+ * connection to TLS (tls.h's tl_start_tls) and wait for the handshake;
+ * the stream then reads and writes through TLS. Bytes already buffered
+ * in the reader are an error (TL_ESTATE: they arrived before the
+ * handshake). The handshake's errors (TL_ECERTVERIFY...), TL_ENOTASK,
+ * TL_ECANCELLED. */
+TL_API int tl_stream_start_tls(tl_stream_t *s, const struct tl_tls_options *opts);
+TL_API int tl_stream_start_tls_future(tl_stream_t *s,
+                                      const struct tl_tls_options *opts,
+                                      tl_future_t **out);
+
 /* The transport under the stream (peername, sockname...), borrowed. */
 TL_API tl_transport_t *tl_stream_transport(const tl_stream_t *s);
 

@@ -58,6 +58,7 @@ extern "C" {
 
 typedef struct tl_transport tl_transport_t;
 typedef struct tl_server tl_server_t;
+struct tl_tls_options; /* tls.h */
 
 /* A protocol: any member may be NULL (nothing to call). size is
  * sizeof(tl_protocol_t) of the caller's header (0 is taken as the current
@@ -201,6 +202,11 @@ typedef struct tl_connect_options {
     int interleave;
     int nodelay;               /* TCP_NODELAY: default ON */
     int keepalive;             /* SO_KEEPALIVE: default OFF */
+    /* TLS over the connection (tls.h), NULL: none. The future completes
+     * with the TLS transport once the handshake is done; its failure
+     * (TL_ECERTVERIFY...) fails the future. server_hostname defaults to
+     * host. The options are read during the call only. */
+    const struct tl_tls_options *tls;
 } tl_connect_options_t;
 
 /* asyncio's loop.create_connection: resolve host:port (through the
@@ -270,6 +276,12 @@ typedef struct tl_server_options {
     int reuse_port;    /* default OFF */
     int start_serving; /* default ON; OFF: call tl_server_start_serving */
     int nodelay;       /* accepted TCP connections: default ON */
+    /* TLS on every accepted connection (tls.h; a server context), NULL:
+     * none. The factory's protocol gets connection_made after the
+     * handshake; a connection whose handshake fails is dropped (reported
+     * to the loop's exception handler in debug mode). The server keeps
+     * its own copy of the options and a reference to the context. */
+    const struct tl_tls_options *tls;
 } tl_server_options_t;
 
 /* asyncio's loop.create_server: resolve host (NULL or "": every local
