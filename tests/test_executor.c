@@ -422,6 +422,30 @@ static void test_outcomes_piled_up_while_the_loop_slept_all_arrive(void) {
     tl_test_loop_free(loop);
 }
 
+/* Outcomes that keep arriving while drains run, DRAIN_BATCH at a time
+ * with continuations in between: every one arrives, once. */
+static void test_outcomes_arriving_while_a_drain_continues_all_arrive(void) {
+    tl_loop_t *loop = tl_test_loop();
+    tl_executor_t *ex;
+    CU_ASSERT_EQUAL_FATAL(tl_executor_new(2, &ex), 0);
+    atomic_int ran = 0;
+    many_t m = {loop, 0, 30000};
+    for (int round = 0; round < 3; round++) {
+        m.done = 0;
+        atomic_store(&ran, 0);
+        for (int i = 0; i < m.target; i++) {
+            tl_future_t *f;
+            CU_ASSERT_EQUAL_FATAL(tl_loop_run_in_executor(loop, ex, counted_job, &ran, &f), 0);
+            CU_ASSERT_EQUAL(tl_future_add_done_callback(f, count_done, &m), 0);
+        }
+        CU_ASSERT_EQUAL(tl_loop_run_forever(loop), 0); /* while workers deliver */
+        CU_ASSERT_EQUAL(m.done, m.target);
+        CU_ASSERT_EQUAL(atomic_load(&ran), m.target);
+    }
+    tl_executor_free(ex);
+    tl_test_loop_free(loop);
+}
+
 /* Closing the loop with finished outcomes not yet delivered frees them
  * (the test's allocator checks that nothing leaks). */
 static void test_close_with_undelivered_outcomes_frees_them(void) {
@@ -648,6 +672,7 @@ TL_TEST_SUITE(executor,
               TL_TEST(test_executor_new_out_of_memory_is_clean),
               TL_TEST(test_run_in_executor_out_of_memory_is_clean),
               TL_TEST(test_outcomes_piled_up_while_the_loop_slept_all_arrive),
+              TL_TEST(test_outcomes_arriving_while_a_drain_continues_all_arrive),
               TL_TEST(test_close_with_undelivered_outcomes_frees_them),
               TL_TEST(test_submissions_racing_a_shutdown_all_end),
               TL_TEST(test_job_kind_frees_arg_and_result_on_every_path),

@@ -2,6 +2,7 @@
  * errors never retrieved, bad calls, run_until_complete, closing. */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -626,6 +627,118 @@ static void test_add_done_callback_rejects_a_null_callback(void) {
     tl_test_loop_free(loop);
 }
 
+/* ---- memory: the loop's cache of futures ------------------------------ */
+
+typedef struct unref_job {
+    tl_future_t *f;
+    int times;
+    int rc;
+} unref_job_t;
+static void *unref_in_thread(void *arg);
+
+/* Every allocation on the way fails once: TL_ENOMEM, nothing leaks (the
+ * runner checks), and the next try works. */
+static void test_future_new_out_of_memory_is_clean(void) {
+    for (long n = 1; n < 6; n++) {
+        tl_loop_t *loop = tl_test_loop(); /* fresh: no cache yet */
+        tl_future_t *f = NULL;
+        tl_test_fail_alloc_at(n);
+        int rc = tl_future_new(loop, &f);
+        tl_test_fail_alloc_at(0);
+        CU_ASSERT(rc == 0 || rc == TL_ENOMEM);
+        if (rc) {
+            CU_ASSERT_PTR_NULL(f);
+            CU_ASSERT_EQUAL(tl_future_new(loop, &f), 0);
+        }
+        CU_ASSERT_EQUAL(tl_future_set_result(f, NULL, NULL), 0);
+        tl_future_unref(f);
+        tl_test_loop_free(loop);
+    }
+}
+
+/* Futures freed on the loop's thread are reused: while a loop has
+ * futures out, a steady stream of new ones costs no allocation. */
+static void test_recycled_futures_allocate_nothing(void) {
+    tl_loop_t *loop = tl_test_loop();
+    tl_future_t *kept = new_future(loop);
+    long before = 0;
+    for (int i = 0; i < 1000; i++) {
+        if (i == 1) /* the first round sized the cache */
+            before = tl_test_alloc_count();
+        tl_future_t *f = new_future(loop), *g = new_future(loop);
+        CU_ASSERT_EQUAL(tl_future_done(f), 0); /* memory comes back clean */
+        CU_ASSERT_EQUAL(tl_future_set_result(f, NULL, NULL), 0);
+        tl_future_unref(g);
+        tl_future_unref(f);
+    }
+    CU_ASSERT_EQUAL(tl_test_alloc_count(), before);
+    tl_future_unref(kept);
+    tl_test_loop_free(loop);
+}
+
+/* A loop with no future out holds no memory for them. */
+static void test_a_loop_at_rest_holds_no_future_memory(void) {
+    tl_loop_t *loop = tl_test_loop();
+    long live = tl_test_live_allocs();
+    tl_future_t *fs[100];
+    for (int i = 0; i < 100; i++)
+        fs[i] = new_future(loop);
+    CU_ASSERT(tl_test_live_allocs() > live);
+    for (int i = 0; i < 100; i++)
+        tl_future_unref(fs[i]);
+    CU_ASSERT_EQUAL(tl_test_live_allocs(), live);
+    tl_test_loop_free(loop);
+}
+
+/* A burst of futures (large enough for the cache's largest chunks) is
+ * given back as it is freed, whatever the order: afterwards the loop holds
+ * what it held before. */
+static void test_a_burst_of_futures_is_given_back(void) {
+    tl_loop_t *loop = tl_test_loop();
+    tl_future_unref(new_future(loop));
+    long live = tl_test_live_allocs();
+    enum { N = 80000 };
+    tl_future_t **fs = malloc(N * sizeof(*fs));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fs);
+    for (int i = 0; i < N; i++)
+        fs[i] = new_future(loop);
+    CU_ASSERT(tl_test_live_allocs() > live);
+    for (int i = 0; i < N; i += 2) /* every other, then the rest backwards */
+        tl_future_unref(fs[i]);
+    for (int i = N - 1; i > 0; i -= 2)
+        tl_future_unref(fs[i]);
+    CU_ASSERT_EQUAL(tl_test_live_allocs(), live);
+    /* and the memory serves again */
+    for (int i = 0; i < N / 4; i++)
+        fs[i] = new_future(loop);
+    for (int i = 0; i < N / 4; i++) {
+        CU_ASSERT_EQUAL(tl_future_set_result(fs[i], NULL, NULL), 0);
+        tl_future_unref(fs[i]);
+    }
+    spin(loop, 1);
+    free(fs);
+    tl_test_loop_free(loop);
+}
+
+/* Futures that outlive their loop's close keep their memory until their
+ * last unref, on the loop's thread or another one. */
+static void test_futures_outliving_their_closed_loop_are_freed_later(void) {
+    tl_loop_t *loop = tl_test_loop();
+    tl_future_t *f = new_future(loop), *g = new_future(loop);
+    value_t v = {0};
+    CU_ASSERT_EQUAL(tl_future_set_result(g, &v, destroy_value), 0);
+    CU_ASSERT_EQUAL(tl_loop_close(loop), 0);
+    CU_ASSERT_EQUAL(tl_future_done(f), 0);
+    tl_future_unref(f);
+    CU_ASSERT_EQUAL(v.destroyed, 0);
+    unref_job_t j = {g, 1, -1};
+    pthread_t t;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, unref_in_thread, &j), 0);
+    pthread_join(t, NULL);
+    CU_ASSERT_EQUAL(v.destroyed, 1);
+    CU_ASSERT_EQUAL(tl_loop_unref(loop), 0);
+}
+
 /* ---- references and threads ------------------------------------------ */
 
 static void test_ref_and_unref_reject_null(void) {
@@ -649,11 +762,6 @@ static void test_future_keeps_its_loop_alive(void) {
     CU_ASSERT_EQUAL(tl_future_unref(f), 0); /* frees the loop too */
 }
 
-typedef struct unref_job {
-    tl_future_t *f;
-    int times;
-    int rc;
-} unref_job_t;
 
 static void *unref_in_thread(void *arg) {
     unref_job_t *j = arg;
@@ -670,6 +778,14 @@ static void *ref_unref_in_thread(void *arg) {
         j->rc |= tl_future_ref(j->f);
         j->rc |= tl_future_unref(j->f);
     }
+    return NULL;
+}
+
+/* PER unref jobs in a row (see the many-threads test). */
+static void *unref_many(void *arg) {
+    unref_job_t *j = arg;
+    for (int k = 0; k < 64; k++)
+        unref_in_thread(&j[k]);
     return NULL;
 }
 
@@ -694,6 +810,70 @@ static void test_unref_from_another_thread_frees_on_the_loop_thread(void) {
     CU_ASSERT(tl_now_ns() - t0 < 1000000000u);
     CU_ASSERT_EQUAL(v.destroyed, 1);
     CU_ASSERT(pthread_equal(v.thread, pthread_self()));
+    tl_test_loop_free(loop);
+}
+
+static void *unref_in_thread_out_of_memory(void *arg) {
+    tl_test_fail_alloc_at(1); /* whatever the hand-over would allocate */
+    void *r = unref_in_thread(arg);
+    tl_test_fail_alloc_at(0);
+    return r;
+}
+
+/* The free of a future whose class owns loop-side state (a socket
+ * operation's watcher) must happen on the loop's thread even when memory
+ * runs out: the hand-over cannot fail. */
+static void test_unref_from_another_thread_out_of_memory_still_frees_on_the_loop_thread(void) {
+    tl_loop_t *loop = tl_test_loop(); /* fresh: its hand-over queues are empty */
+    tl_future_t *f = new_future(loop);
+    value_t v = {0};
+    CU_ASSERT_EQUAL(tl_future_set_result(f, &v, destroy_value), 0);
+    unref_job_t j = {f, 1, -1};
+    run_thread(unref_in_thread_out_of_memory, &j);
+    CU_ASSERT_EQUAL(j.rc, 0);
+    CU_ASSERT_EQUAL(v.destroyed, 0); /* not on the other thread */
+    uint64_t t0 = tl_now_ns();
+    CU_ASSERT_EQUAL(tl_loop_run_once(loop, 2000000000), 0);
+    CU_ASSERT(tl_now_ns() - t0 < 1000000000u);
+    CU_ASSERT_EQUAL(v.destroyed, 1);
+    CU_ASSERT(pthread_equal(v.thread, pthread_self()));
+    tl_test_loop_free(loop);
+}
+
+/* Many threads handing frees over at once: each is freed once, on the
+ * loop's thread. */
+static void test_unrefs_from_many_threads_all_free_on_the_loop_thread(void) {
+    tl_loop_t *loop = tl_test_loop();
+    enum { N = 8, PER = 64 };
+    static value_t vals[N * PER];
+    memset(vals, 0, sizeof vals);
+    static tl_future_t *futs[N][PER];
+    for (int i = 0; i < N; i++)
+        for (int k = 0; k < PER; k++) {
+            futs[i][k] = new_future(loop);
+            CU_ASSERT_EQUAL(tl_future_set_result(futs[i][k], &vals[i * PER + k], destroy_value), 0);
+        }
+    pthread_t t[N];
+    static unref_job_t jobs[N][PER];
+    for (int i = 0; i < N; i++)
+        for (int k = 0; k < PER; k++)
+            jobs[i][k] = (unref_job_t){futs[i][k], 1, -1};
+    for (int i = 0; i < N; i++)
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&t[i], NULL, unref_many, jobs[i]), 0);
+    int freed = 0;
+    for (int round = 0; round < 1000 && freed < N * PER; round++) {
+        CU_ASSERT_EQUAL(tl_loop_run_once(loop, 1000000), 0);
+        freed = 0;
+        for (int i = 0; i < N * PER; i++)
+            freed += vals[i].destroyed;
+    }
+    for (int i = 0; i < N; i++)
+        pthread_join(t[i], NULL);
+    spin(loop, 1);
+    for (int i = 0; i < N * PER; i++) {
+        CU_ASSERT_EQUAL(vals[i].destroyed, 1);
+        CU_ASSERT(pthread_equal(vals[i].thread, pthread_self()));
+    }
     tl_test_loop_free(loop);
 }
 
@@ -1279,7 +1459,14 @@ TL_TEST_SUITE(future,
               TL_TEST(test_add_done_callback_rejects_a_null_callback),
               TL_TEST(test_ref_and_unref_reject_null),
               TL_TEST(test_future_keeps_its_loop_alive),
-              TL_TEST(test_unref_from_another_thread_frees_on_the_loop_thread),
+              TL_TEST(test_future_new_out_of_memory_is_clean),
+    TL_TEST(test_recycled_futures_allocate_nothing),
+    TL_TEST(test_a_loop_at_rest_holds_no_future_memory),
+    TL_TEST(test_a_burst_of_futures_is_given_back),
+    TL_TEST(test_futures_outliving_their_closed_loop_are_freed_later),
+    TL_TEST(test_unref_from_another_thread_frees_on_the_loop_thread),
+    TL_TEST(test_unref_from_another_thread_out_of_memory_still_frees_on_the_loop_thread),
+    TL_TEST(test_unrefs_from_many_threads_all_free_on_the_loop_thread),
               TL_TEST(test_unref_from_another_thread_wakes_a_sleeping_loop),
               TL_TEST(test_unref_from_another_thread_that_is_not_the_last_frees_nothing),
               TL_TEST(test_unref_from_another_thread_after_close_still_frees),

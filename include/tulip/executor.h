@@ -12,7 +12,9 @@
  * Cost: submitting takes no lock and wakes no thread while a worker is
  * awake to take the job; a worker that finds the queue empty watches it
  * for up to 20 us before it sleeps (one worker at a time), so bursts of
- * small jobs do not pay a thread wakeup each.
+ * small jobs do not pay a thread wakeup each. A job's future comes from
+ * the loop's cache of future memory (see future.h), so a burst of jobs
+ * touches fresh memory in large chunks rather than a malloc each.
  *
  * Lifetime: a queued or running job holds a reference on its future (and so
  * on its loop) and on its executor, so neither goes away under it. If the

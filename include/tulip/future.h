@@ -16,8 +16,8 @@
  * Threads: a future belongs to its loop's thread; every function but
  * ref/unref and get_loop returns TL_EWRONGTHREAD elsewhere. ref/unref are
  * atomic; a last unref on another thread hands the free over to the loop's
- * thread (if the loop is closed, or the hand-over finds no memory, the free
- * happens on the calling thread).
+ * thread (the hand-over needs no memory, so it cannot fail; only if the
+ * loop is closed does the free happen on the calling thread).
  *
  * A closed loop: functions that change a future return TL_ECLOSED; the
  * queries (done, cancelled, result, error, error_message) keep answering,
@@ -25,7 +25,10 @@
  *
  * Memory: completing a future with callbacks registered schedules them,
  * which may need memory; on TL_ENOMEM the future stays pending (set_result,
- * set_error and cancel then change nothing).
+ * set_error and cancel then change nothing). A loop keeps the memory of
+ * its freed futures for new ones (through the allocator, in chunks it gives
+ * back as they empty, the last ones when the loop closes), so futures made
+ * and freed at a steady rate cost no allocation.
  *
  * Errors never retrieved: a future freed in the error state whose error was
  * never read (tl_future_result or tl_future_error) is reported through the

@@ -18,13 +18,14 @@
  *
  * Coming back (libuv's loop->wq + uv_async, without the lock): every loop
  * that submits jobs has a *port*, a lock-free list of finished jobs. Only
- * the push that finds the list empty posts a drain callback to the loop
- * (tl__loop_call_soon_threadsafe_drop); the drain takes the whole list in
+ * the push that finds the list empty posts a drain to the loop (through a
+ * node inside the port: tl__loop_post_node); the drain takes the whole list in
  * one exchange and completes the futures, DRAIN_BATCH per callback. A
  * burst of completions costs one post and one wakeup of the loop, and no
  * allocation.
  */
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 
 #include "../core/alloc.h"
@@ -49,6 +50,8 @@ typedef struct port {
      * _Alignas: the allocator hooks promise 16-byte alignment only.) */
     char pad_[64];
     _Atomic(tl__job_t *) done; /* newest first; PORT_CLOSED */
+    tl__tsnode_t post;         /* the drain's hand-over to the loop */
+    atomic_int posted;         /* post is on its way (not yet run) */
     char pad2_[64];
 } port_t;
 
@@ -295,10 +298,21 @@ static void port_continue(void *ctx) {
     port_drain(p);
 }
 
-/* A drain was dropped. The loop closed: the port's close takes the list.
- * Should a loop ever drop it while open (loops before d49c9e3 did when out
- * of memory while moving it to the ready queue, on the loop's thread):
- * drain now, as the list stays non-empty and no worker would post again. */
+/* The posted drain, on the loop's thread: inside tl_loop_close the port's
+ * close takes the list instead. */
+static void port_posted(void *node) {
+    port_t *p = (port_t *)(void *)((char *)node - offsetof(port_t, post));
+    /* Before the drain takes the list: a push after that posts anew. */
+    atomic_store(&p->posted, 0);
+    if (tl__loop_check(p->loop) == 0)
+        port_drain(p);
+    else
+        port_unref(p);
+}
+
+/* A continuation was dropped: the loop closed, and the port's close takes
+ * the list. (Should a loop ever drop it while open, drain now, as the list
+ * stays non-empty and no worker would post again.) */
 static void port_drain_drop(void *ctx) {
     port_t *p = ctx;
     if (tl__loop_check(p->loop) == 0) {
@@ -309,18 +323,14 @@ static void port_drain_drop(void *ctx) {
 }
 
 /* Post the drain from any thread; the caller's port reference goes with
- * it. Under memory pressure the post is retried (outcomes must not be
- * lost); a closed loop is left to the port's close, which takes the list. */
+ * it. The post is a node inside the port, so it needs no memory and
+ * cannot fail but for a closed loop, whose port's close takes the list.
+ * The node can be on its way only once: a push that finds the list empty
+ * while it is (a continuation drained the list meanwhile) leaves the list
+ * to it, as it takes the list after clearing `posted`. */
 static void port_post(port_t *p, tl_loop_t *loop) {
-    for (;;) {
-        int rc = tl__loop_call_soon_threadsafe_drop(loop, port_drain, port_drain_drop, p);
-        if (rc == 0)
-            return;
-        if (rc != TL_ENOMEM) /* TL_ECLOSED */
-            break;
-        tl__sleep_ns(1000000);
-    }
-    port_unref(p);
+    if (atomic_exchange(&p->posted, 1) || tl__loop_post_node(loop, &p->post) != 0)
+        port_unref(p);
 }
 
 /* Any thread: hand a finished (or cancelled, rc TL_ECANCELLED) job to its
@@ -581,6 +591,8 @@ static int loop_port(tl_loop_t *loop, port_t **out) {
             return TL_ENOMEM;
         atomic_init(&p->done, NULL);
         atomic_init(&p->refs, 1);
+        p->post.fn = port_posted;
+        atomic_init(&p->posted, 0);
         p->loop = loop;
         loop->ext[TL__EXT_EXECUTOR].data = p;
         loop->ext[TL__EXT_EXECUTOR].close = port_close;

@@ -7,9 +7,11 @@
 #include "tulip/future.h"
 
 #include <stdatomic.h>
+#include <stddef.h>
 
 #include "../core/alloc.h"
 #include "../loop/loop_int.h"
+#include "fcache.h"
 #include "future_int.h"
 
 #define PENDING TL__FUT_PENDING
@@ -44,9 +46,11 @@ int tl__future_create(tl_loop_t *loop, size_t size, const tl__future_class_t *cl
         return rc;
     if (out == NULL || size < sizeof(tl_future_t))
         return TL_EINVAL;
-    tl_future_t *f = tl__calloc(1, size);
+    tl__fchunk_t *chunk;
+    tl_future_t *f = tl__fcache_alloc(loop, size, &chunk);
     if (f == NULL)
         return TL_ENOMEM;
+    f->chunk = chunk;
     atomic_init(&f->refs, 1);
     f->loop = loop;
     f->cls = cls;
@@ -84,15 +88,12 @@ static void destroy(void *arg) {
     if (f->cls && f->cls->finalize)
         f->cls->finalize(f);
     tl__free(f->message);
-    tl__free(f);
+    tl__fcache_free(loop, f, f->chunk);
     tl_loop_unref(loop);
 }
 
-/* Freed on the loop thread, or here if the loop can no longer take it. */
-static void destroy_quietly(void *arg) {
-    tl_future_t *f = arg;
-    f->retrieved = 1;
-    destroy(f);
+static void reap(void *node) {
+    destroy((char *)node - offsetof(tl_future_t, reap));
 }
 
 int tl_future_ref(tl_future_t *f) {
@@ -102,14 +103,23 @@ int tl_future_ref(tl_future_t *f) {
     return 0;
 }
 
+/* A last unref on another thread hands the free to the loop's thread (a
+ * future's class may own loop-side state, such as a socket operation's
+ * watcher, that only that thread may touch) through the node inside the
+ * future, so the hand-over cannot fail. Only a closed loop, which no
+ * longer runs anything, leaves the free to the calling thread. */
 int tl_future_unref(tl_future_t *f) {
     if (f == NULL)
         return TL_EINVAL;
     if (atomic_fetch_sub(&f->refs, 1) != 1)
         return 0;
-    if (f->loop->owner == tl__thread_self() ||
-        tl__loop_call_soon_threadsafe_drop(f->loop, destroy, destroy_quietly, f))
+    if (f->loop->owner == tl__thread_self())
         destroy(f);
+    else {
+        f->reap.fn = reap;
+        if (tl__loop_post_node(f->loop, &f->reap) != 0)
+            destroy(f);
+    }
     return 0;
 }
 
@@ -265,14 +275,16 @@ int tl_future_add_done_callback(tl_future_t *f, tl_future_cb_t cb, void *ctx) {
         return TL_EINVAL;
     if (f->state == PENDING) {
         if (f->ncbs == f->cbs_cap) {
-            size_t cap = f->cbs_cap * 2;
+            if (f->cbs_cap > UINT32_MAX / 2)
+                return TL_ENOMEM;
+            uint32_t cap = f->cbs_cap * 2;
             done_cb_t *n = f->cbs == f->inline_cbs
                                ? tl__malloc(cap * sizeof(*n))
                                : tl__realloc(f->cbs, cap * sizeof(*n));
             if (n == NULL)
                 return TL_ENOMEM;
             if (f->cbs == f->inline_cbs)
-                for (size_t i = 0; i < f->ncbs; i++)
+                for (uint32_t i = 0; i < f->ncbs; i++)
                     n[i] = f->inline_cbs[i];
             f->cbs = n;
             f->cbs_cap = cap;
@@ -298,8 +310,8 @@ int tl_future_remove_done_callback(tl_future_t *f, tl_future_cb_t cb, void *ctx)
         return rc;
     if (f->state != PENDING)
         return 0;
-    size_t k = 0;
-    for (size_t i = 0; i < f->ncbs; i++)
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < f->ncbs; i++)
         if (f->cbs[i].cb != cb || f->cbs[i].ctx != ctx)
             f->cbs[k++] = f->cbs[i];
     int removed = (int)(f->ncbs - k);

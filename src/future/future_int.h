@@ -7,6 +7,7 @@
 
 #include <stdatomic.h>
 
+#include "../loop/loop_int.h"
 #include "tulip/future.h"
 
 enum { TL__FUT_PENDING, TL__FUT_RESULT, TL__FUT_ERROR, TL__FUT_CANCELLED };
@@ -24,19 +25,28 @@ typedef struct tl__done_cb {
     void *ctx;
 } tl__done_cb_t;
 
+struct tl__fchunk;
+
 struct tl_future {
     atomic_int refs;
     uint8_t state;
     uint8_t retrieved;
     int error;
+    uint32_t ncbs, cbs_cap;
     tl_loop_t *loop;
     const tl__future_class_t *cls; /* NULL for a plain future */
     void *value;
     tl_destructor_t destructor;
     char *message;
     tl__done_cb_t *cbs; /* points at inline_cbs until more are needed */
-    size_t ncbs, cbs_cap;
-    tl__done_cb_t inline_cbs[2];
+    struct tl__fchunk *chunk; /* where the memory came from (fcache.h) */
+    union {
+        tl__done_cb_t inline_cbs[2];
+        /* Once the last reference went on another thread: the hand-over
+         * of the free to the loop's thread (it needs no memory, so it
+         * cannot fail; callbacks never run then, so the space is free). */
+        tl__tsnode_t reap;
+    };
 };
 
 /* A pending future of `size` bytes (at least sizeof(struct tl_future)),

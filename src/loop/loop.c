@@ -236,6 +236,49 @@ int tl_loop_call_soon_threadsafe(tl_loop_t *loop, tl_callback_t cb, void *ctx) {
     return tl__loop_call_soon_threadsafe_drop(loop, cb, NULL, ctx);
 }
 
+/* ts_nodes once the loop is closed. */
+static char nodes_closed_mark;
+#define NODES_CLOSED ((tl__tsnode_t *)(void *)&nodes_closed_mark)
+
+int tl__loop_post_node(tl_loop_t *loop, tl__tsnode_t *node) {
+    /* Once the node is pushed, the loop may run it and drop the last
+     * reference its owner held on the loop: hold one for the wakeup.
+     * ts_waking is raised before the push, so a close that takes the
+     * list after it waits for the wakeup to be written. */
+    tl_loop_ref(loop);
+    atomic_fetch_add(&loop->ts_waking, 1);
+    int rc = 0;
+    tl__tsnode_t *old = atomic_load(&loop->ts_nodes);
+    do {
+        if (old == NODES_CLOSED) {
+            rc = TL_ECLOSED;
+            break;
+        }
+        node->next = old;
+    } while (!atomic_compare_exchange_weak(&loop->ts_nodes, &old, node));
+    if (rc == 0 && old == NULL) /* the first since the loop took the list */
+        loop->be->wakeup(loop->be_state);
+    atomic_fetch_sub_explicit(&loop->ts_waking, 1, memory_order_release);
+    tl_loop_unref(loop);
+    return rc;
+}
+
+/* Run a list of posted nodes (newest first), oldest first. */
+static void run_nodes(tl_loop_t *loop, tl__tsnode_t *n) {
+    tl__tsnode_t *fifo = NULL;
+    while (n) {
+        tl__tsnode_t *next = n->next;
+        n->next = fifo;
+        fifo = n;
+        n = next;
+    }
+    while (fifo) {
+        n = fifo;
+        fifo = n->next; /* fn may free the node */
+        tl__loop_run_callback(loop, n->fn, n);
+    }
+}
+
 static int push_threadsafe(tl_loop_t *loop, const tl__tsentry_t *e) {
     return e->drop ? push_slotted(loop, e->cb, e->drop, e->ctx, NULL)
                    : tl__ready_push(loop, e->cb, e->ctx, 0);
@@ -304,6 +347,7 @@ int tl_loop_new(const tl_loop_options_t *opts, tl_loop_t **out) {
     }
     atomic_init(&loop->refs, 1);
     atomic_init(&loop->ts_pending, 0);
+    atomic_init(&loop->ts_nodes, NULL);
     loop->owner = tl__thread_self();
     loop->be = be;
     if (o.debug == 0) {
@@ -339,6 +383,7 @@ int tl_loop_close(tl_loop_t *loop) {
     tl__mutex_lock(&loop->ts_lock);
     loop->closed = 1; /* from here on no thread adds work */
     tl__mutex_unlock(&loop->ts_lock);
+    tl__tsnode_t *nodes = atomic_exchange(&loop->ts_nodes, NODES_CLOSED);
     while (atomic_load_explicit(&loop->ts_waking, memory_order_acquire))
         ; /* a sender is still writing its wakeup: a few instructions */
 
@@ -365,6 +410,7 @@ int tl_loop_close(tl_loop_t *loop) {
         if (loop->ts_spare[i].drop)
             loop->ts_spare[i].drop(loop->ts_spare[i].ctx);
     loop->ts_carry = 0;
+    run_nodes(loop, nodes);
     for (int i = 0; i < TL__EXT_MAX; i++) {
         tl__loop_ext_t ext = loop->ext[i];
         loop->ext[i] = (tl__loop_ext_t){0};
@@ -417,6 +463,7 @@ int tl_loop_unref(tl_loop_t *loop) {
 
 static int64_t poll_timeout(tl_loop_t *loop, int64_t max_wait) {
     if (loop->count || loop->stopping || atomic_load(&loop->ts_pending) || loop->ts_carry ||
+        atomic_load_explicit(&loop->ts_nodes, memory_order_relaxed) ||
         (loop->sig && tl__sig_any(loop->sig)))
         return 0;
     const tl__heap_entry_t *top = tl__heap_top(&loop->timers);
@@ -504,6 +551,8 @@ static int iterate(tl_loop_t *loop, int64_t max_wait) {
     }
     if (atomic_load_explicit(&loop->ts_pending, memory_order_acquire) || loop->ts_carry)
         take_threadsafe(loop);
+    if (atomic_load_explicit(&loop->ts_nodes, memory_order_relaxed))
+        run_nodes(loop, atomic_exchange_explicit(&loop->ts_nodes, NULL, memory_order_acquire));
     if (loop->sig && tl__sig_any(loop->sig))
         tl__loop_take_signals(loop);
     expire_timers(loop);

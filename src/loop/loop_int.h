@@ -43,6 +43,13 @@ typedef struct tl__tsentry {
     void *ctx;
 } tl__tsentry_t;
 
+/* A call handed to the loop's thread from any thread without allocating:
+ * the node lives inside the object it is for (tl__loop_post_node). */
+typedef struct tl__tsnode {
+    struct tl__tsnode *next;
+    tl_callback_t fn; /* called as fn(node) */
+} tl__tsnode_t;
+
 typedef struct tl__poller {
     tl_poller_t fn;
     void *ctx;
@@ -58,18 +65,29 @@ typedef struct tl__sighandler {
 /* Per-loop state of the modules above the loop (tasks, later the executor),
  * without the loop knowing them: close(loop, data) runs when the loop
  * closes, after pending callbacks were dropped. */
-/* PROCESS closes after TRANSPORT: pipes of children are gone by then. */
+/* PROCESS closes after TRANSPORT: pipes of children are gone by then.
+ * FUTURE (the futures' memory cache) closes last: the others free futures. */
 enum {
     TL__EXT_TASK,
     TL__EXT_EXECUTOR,
     TL__EXT_TRANSPORT,
     TL__EXT_PROCESS,
+    TL__EXT_FUTURE,
     TL__EXT_MAX
 };
 typedef struct tl__loop_ext {
     void *data;
     void (*close)(tl_loop_t *loop, void *data);
 } tl__loop_ext_t;
+
+/* The futures' memory cache (src/future/fcache.c): per size class of 16
+ * bytes, the chunks futures are carved from. In the loop, so that a loop
+ * with no future out holds no allocation for it. */
+#define TL__FCLASSES 32
+typedef struct tl__fclass {
+    struct tl__fchunk *all, *avail;
+    size_t out, cap; /* slots out, slots in the chunks held */
+} tl__fclass_t;
 
 struct tl_loop {
     atomic_int refs;
@@ -104,6 +122,7 @@ struct tl_loop {
     int ts_signalled;      /* guarded by ts_lock: a wakeup is on its way */
     atomic_int ts_pending; /* ts_q is not empty */
     atomic_int ts_waking;  /* senders between their unlock and their wakeup */
+    _Atomic(tl__tsnode_t *) ts_nodes; /* posted nodes, newest first */
 
     /* signals */
     tl__sigslot_t *sig;
@@ -117,6 +136,7 @@ struct tl_loop {
     void *eh_ctx;
 
     tl__loop_ext_t ext[TL__EXT_MAX];
+    tl__fclass_t fclass[TL__FCLASSES];
 };
 
 /* 0, or TL_EINVAL / TL_EWRONGTHREAD / TL_ECLOSED. */
@@ -137,6 +157,13 @@ int tl__loop_call_soon_drop(tl_loop_t *loop, tl_callback_t cb,
 /* The same from any thread. */
 int tl__loop_call_soon_threadsafe_drop(tl_loop_t *loop, tl_callback_t cb,
                                        tl_callback_t drop, void *ctx);
+/* Any thread, cannot fail for lack of memory: node->fn(node) runs on the
+ * loop's thread in a later iteration (waking the loop), or inside
+ * tl_loop_close if the loop closes first. TL_ECLOSED if the loop is
+ * already closed: then the node was not taken. The caller must keep the
+ * loop alive for the call (e.g. through a reference the node's owner
+ * holds and releases in fn). */
+int tl__loop_post_node(tl_loop_t *loop, tl__tsnode_t *node);
 /* Run one callback, timing it in debug mode. */
 void tl__loop_run_callback(tl_loop_t *loop, tl_callback_t cb, void *ctx);
 /* Report a problem with just a message and an error code. */
