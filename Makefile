@@ -183,7 +183,7 @@ coverage: deps
 $(B)/tulip.pc: tools/tulip.pc.in Makefile
 	@mkdir -p $(dir $@)
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
-		-e 's|@VERSION@|$(VERSION)|' $< > $@
+		-e 's|@VERSION@|$(VERSION)|' -e 's|@LIBS_PRIVATE@|$(TLS_LIBS) $(LDLIBS)|' $< > $@
 
 install: lib $(B)/tulip.pc
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR)/tulip $(DESTDIR)$(PKGDIR)

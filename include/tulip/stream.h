@@ -150,12 +150,14 @@ TL_API int tl_stream_wait_closed_future(tl_stream_t *s, tl_future_t **out);
  * the handler returns. */
 TL_API void tl_stream_free(tl_stream_t *s);
 
-/* asyncio's StreamWriter.start_tls, in a task: upgrade the stream's
- * connection to TLS (tls.h's tl_start_tls) and wait for the handshake;
- * the stream then reads and writes through TLS. Bytes already buffered
- * in the reader are an error (TL_ESTATE: they arrived before the
- * handshake). The handshake's errors (TL_ECERTVERIFY...), TL_ENOTASK,
- * TL_ECANCELLED. */
+/* asyncio's StreamWriter.start_tls, in a task: drain what was written,
+ * upgrade the stream's connection to TLS (tls.h's tl_start_tls) and wait
+ * for the handshake; the stream then reads and writes through TLS. Bytes
+ * already buffered in the reader are an error (TL_ESTATE: they arrived
+ * before the handshake), as is a write during the upgrade; a second
+ * upgrade at once is TL_EBUSY. A failed upgrade ends the stream with the
+ * handshake's error (TL_ECERTVERIFY...), a cancelled one with
+ * TL_ECONNABORTED. TL_ENOTASK outside a task. */
 TL_API int tl_stream_start_tls(tl_stream_t *s, const struct tl_tls_options *opts);
 TL_API int tl_stream_start_tls_future(tl_stream_t *s,
                                       const struct tl_tls_options *opts,

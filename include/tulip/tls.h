@@ -26,12 +26,14 @@
  *                    self-signed, bad signature, not yet valid...)
  *   TL_ECERTEXPIRED  the peer's certificate (or one of its chain) expired
  *   TL_ECERTHOSTNAME the certificate is not for server_hostname
- *   TL_ETLS          a protocol error: garbage instead of TLS, a bad or
- *                    truncated record, a fatal alert from the peer (e.g. it
+ *   TL_ETLS          a protocol error: garbage instead of TLS, a bad
+ *                    record, a fatal alert from the peer (e.g. it
  *                    refused our certificate), no common version, cipher or
  *                    ALPN protocol
- *   TL_ETLSEOF       the peer closed the connection without close_notify
- *                    (its data may be truncated); a clean close_notify is
+ *   TL_ETLSEOF       the peer closed the connection without close_notify:
+ *                    during the handshake, or in the middle of a record
+ *                    (a truncated record), or between records (its data
+ *                    may be truncated); a clean close_notify is
  *                    eof_received and connection_lost(0) as for TCP
  *   TL_ETIMEDOUT     the handshake (or the shutdown) took longer than its
  *                    timeout

@@ -190,7 +190,7 @@ TL_API int tl_transport_sendfile(tl_transport_t *t, tl_fd_t fd, int64_t offset,
 enum { TL_OPT_DEFAULT = 0, TL_OPT_ON = 1, TL_OPT_OFF = -1 };
 
 typedef struct tl_connect_options {
-    size_t size;
+    size_t size;               /* sizeof(tl_connect_options_t), or 0 */
     int family;                /* TL_AF_*: restrict resolution; 0 any */
     const tl_sockaddr_t *local_addr; /* bind before connecting */
     /* Happy Eyeballs (RFC 8305): the delay before the next address is
@@ -269,7 +269,7 @@ TL_API int tl_connect_write_pipe(tl_loop_t *loop, const tl_protocol_t *proto,
 /* ---- servers ---------------------------------------------------------- */
 
 typedef struct tl_server_options {
-    size_t size;
+    size_t size;       /* sizeof(tl_server_options_t), or 0 */
     int family;        /* TL_AF_*: restrict resolution; 0 any */
     int backlog;       /* 0: 100 */
     int reuse_address; /* default ON on POSIX (asyncio) */

@@ -48,6 +48,15 @@ void tl__tls_cancel(tl__tls_t *h);
 /* 1 when t is a TLS transport. */
 int tl__tls_is_tls(const tl_transport_t *t);
 
+/* BoringSSL's reason for a failed handshake (e.g. "certificate has
+ * expired"), for tl_future_error_message; NULL when there is none. Valid
+ * only inside done, for the h that tl__tls_wrap gave. */
+const char *tl__tls_error_message(const tl__tls_t *h);
+
+/* Freeze context c as its first connection would (setters: TL_ESTATE
+ * afterwards), without making one; for tests. TL_EINVAL for NULL. */
+int tl__tls_context_freeze(tl_tls_context_t *c);
+
 #ifdef TL_TLS_INTERNAL
 /* ---- between context.c and tls.c (BoringSSL types) -------------------- */
 #include <openssl/ssl.h>

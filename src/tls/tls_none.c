@@ -117,3 +117,11 @@ int tl__tls_is_tls(const tl_transport_t *t) {
     (void)t;
     return 0;
 }
+const char *tl__tls_error_message(const tl__tls_t *h) {
+    (void)h;
+    return NULL;
+}
+int tl__tls_context_freeze(tl_tls_context_t *c) {
+    (void)c;
+    return TL_ENOTSUP;
+}

@@ -37,7 +37,8 @@
  * What can call back into a conn: its sockets' handlers (none once
  * ops->close returned), the timer (none once tl_handle_cancel returned),
  * the resolver's done callback (which cannot be withdrawn once the future
- * scheduled it) and a retried completion (below). Until none of these can
+ * scheduled it), the TLS engine's done (below; none after tl__tls_cancel)
+ * and a retried completion (below). Until none of these can
  * reach it, the conn holds a reference on its own future ("busy") and is
  * registered as a closer with the transport layer, so a loop that closes
  * mid-connect closes the attempts before the netstack goes; the future
@@ -48,6 +49,19 @@
  * leaves it pending: the completion is retried from the next iteration,
  * as the executor does; if the transport was made meanwhile its
  * connection_made still comes first.
+ *
+ * TLS (opts->tls): the options are copied at the call (the context
+ * referenced, server_hostname duplicated, with create_connection's host
+ * kept as the default name: NULL for the one-address and Unix forms). The
+ * winning socket becomes a stream transport with an inert protocol, which
+ * tl__tls_wrap hands to the engine; the conn stays busy ("handshaking")
+ * until the engine's done callback, which completes the future with the
+ * TLS transport (its connection_made is already queued, so it still runs
+ * before the future's callbacks) or fails it with the handshake's error.
+ * Cancelling the future then is tl__tls_cancel (the wrapped transport is
+ * aborted, done never comes). A loop that closes mid-handshake gets done
+ * with TL_ECLOSED inside tl_loop_close: the future stays pending, as for
+ * any connection the loop's close cut short.
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -56,7 +70,9 @@
 #include "../core/alloc.h"
 #include "../future/future_int.h"
 #include "../loop/loop_int.h"
+#include "../tls/tls_int.h"
 #include "connect_int.h"
+#include "server_int.h"
 #include "transport_int.h"
 
 /* RFC 8305's suggested Connection Attempt Delay, asyncio's choice. */
@@ -89,6 +105,10 @@ struct conn {
     tl_handle_t timer;    /* the Happy Eyeballs delay, or 0 */
     int last_error;
 
+    tl_tls_options_t tls; /* the copy, when has_tls */
+    char *host;           /* create_connection's host: the default name */
+    tl__tls_t *hs;        /* the handshake in progress, or NULL */
+
     tl_transport_t *made; /* the transport while delivery is retried */
     int outcome;          /* 0: made; else the error to deliver */
     char *message;        /* for a failure whose attempts' errors differ */
@@ -98,6 +118,9 @@ struct conn {
     unsigned cb_pending : 1; /* our callback on resolve may still run */
     unsigned retrying : 1;   /* a completion retry is queued */
     unsigned made_ref : 1;   /* we hold a reference on made */
+    unsigned has_tls : 1;    /* opts->tls was given */
+    unsigned handshaking : 1; /* the engine's done callback is owed */
+    unsigned loop_gone : 1;  /* the loop closed (deliver nothing) */
 };
 
 static void conn_connected(void *ctx, int status);
@@ -187,7 +210,8 @@ static void resolved(tl_future_t *f, void *ctx);
 
 /* Let go once nothing can call back into c any more. May free c. */
 static void settle(conn_t *c) {
-    if (!c->finished || c->cb_pending || c->retrying || !c->busy)
+    if (!c->finished || c->cb_pending || c->retrying || c->handshaking ||
+        !c->busy)
         return;
     c->busy = 0;
     tl__transport_remove_closer(c->loop, &c->closer);
@@ -326,6 +350,7 @@ static void attempt_failed(conn_t *c, attempt_t *a, int error) {
 }
 
 static void delay_passed(void *ctx);
+static void start_handshake(conn_t *c, tl_transport_t *lower);
 
 /* Start the next attempt; those that fail at once are skipped. When none
  * is left and none is connecting, the connection failed. May free c. */
@@ -366,16 +391,55 @@ static void win(conn_t *c, attempt_t *a) {
     int tcp = strcmp(c->kind, "tcp") == 0;
     if (tcp && c->o.keepalive > 0)
         c->ops->setopt(s, TL_NS_OPT_KEEPALIVE, 1);
+    /* Under TLS the socket's transport is the engine's: until the wrap it
+     * carries a protocol that does nothing (it may see connection_made). */
+    static const tl_protocol_t inert = {.size = sizeof(tl_protocol_t)};
     tl_transport_t *t = NULL;
-    int rc = tl__stream_transport_new(c->loop, c->ops, s, c->proto,
-                                      c->proto_ctx, c->kind, &t);
+    int rc = tl__stream_transport_new(c->loop, c->ops, s,
+                                      c->has_tls ? &inert : c->proto,
+                                      c->has_tls ? NULL : c->proto_ctx,
+                                      c->kind, &t);
     if (rc) { /* the socket is closed */
         finish(c, NULL, rc);
         return;
     }
     if (tcp && c->o.nodelay < 0)
         c->ops->setopt(s, TL_NS_OPT_NODELAY, 0);
+    if (c->has_tls) {
+        start_handshake(c, t);
+        return;
+    }
     finish(c, t, 0);
+}
+
+/* The engine's answer: the TLS transport, or the handshake's error. */
+static void handshake_done(void *arg, int error, tl_transport_t *tls) {
+    conn_t *c = arg;
+    const char *why = error ? tl__tls_error_message(c->hs) : NULL;
+    c->hs = NULL;
+    c->handshaking = 0;
+    if (c->loop_gone || tl_loop_is_closed(c->loop) == 1) {
+        settle(c); /* a closed loop completes nothing */
+        return;
+    }
+    c->made = error ? NULL : tls;
+    c->outcome = error;
+    tl__free(c->message);
+    c->message = why ? tl__strdup(why) : NULL; /* NULL: no message, that's all */
+    deliver(c);
+    settle(c);
+}
+
+static void start_handshake(conn_t *c, tl_transport_t *lower) {
+    c->handshaking = 1;
+    int rc = tl__tls_wrap(lower, &c->tls, c->host, c->proto, c->proto_ctx,
+                          handshake_done, c, &c->hs);
+    if (rc) { /* lower is still ours */
+        c->handshaking = 0;
+        c->hs = NULL;
+        tl_transport_abort(lower);
+        finish(c, NULL, rc);
+    }
 }
 
 static void conn_connected(void *ctx, int status) {
@@ -489,6 +553,11 @@ static int conn_cancel(tl_future_t *f, const char *message) {
      * lost). */
     if (c->made)
         tl_transport_abort(c->made);
+    if (c->hs) { /* mid-handshake: the engine aborts it, done never comes */
+        tl__tls_cancel(c->hs);
+        c->hs = NULL;
+        c->handshaking = 0;
+    }
     stop(c);
     settle(c);
     return 1;
@@ -500,6 +569,9 @@ static void conn_finalize(tl_future_t *f) {
         tl_future_unref(c->resolve);
     tl__free(c->message);
     tl__free(c->addrs);
+    tl__free(c->host);
+    if (c->has_tls)
+        tl__tls_options_release(&c->tls);
 }
 
 static const tl__future_class_t conn_class = {conn_cancel, conn_finalize};
@@ -511,6 +583,9 @@ static void conn_loop_closed(tl__closer_t *cl) {
     c->cb_pending = 0; /* a closed loop runs no callback */
     c->retrying = 0;
     drop_made(c);
+    /* A handshake in progress: the engine's done comes inside
+     * tl_loop_close (TL_ECLOSED), and settles c. */
+    c->loop_gone = 1;
     settle(c);
 }
 
@@ -522,12 +597,15 @@ static int check_proto(const tl_protocol_t *p) {
 }
 
 /* Read opts (NULL or a zeroed struct: defaults; only opts->size bytes are
- * read, so an older caller's shorter struct works). */
+ * read, so an older caller's shorter struct works; size 0 is the current
+ * size, as for the server's options, so that a member set in a struct
+ * whose size was left 0, such as tl_stream_options_t's `connect`, is not
+ * silently ignored). */
 static int read_opts(const tl_connect_options_t *in, tl_connect_options_t *o,
                      tl_sockaddr_t *local) {
     memset(o, 0, sizeof(*o));
     if (in) {
-        size_t n = in->size < sizeof(*o) ? in->size : sizeof(*o);
+        size_t n = in->size && in->size < sizeof(*o) ? in->size : sizeof(*o);
         memcpy(o, in, n);
     }
     o->size = sizeof(*o);
@@ -562,10 +640,21 @@ static int conn_new(tl_loop_t *loop, const tl_protocol_t *proto,
     void *ns;
     if ((rc = tl__netstack(loop, &ops, &ns)) != 0)
         return rc;
-    tl_future_t *f;
-    if ((rc = tl__future_create(loop, sizeof(conn_t), &conn_class, &f)) != 0)
+    tl_tls_options_t tls;
+    if (o.tls && (rc = tl__tls_options_copy(o.tls, TL_TLS_CLIENT, &tls)) != 0)
         return rc;
+    tl_future_t *f;
+    if ((rc = tl__future_create(loop, sizeof(conn_t), &conn_class, &f)) != 0) {
+        if (o.tls)
+            tl__tls_options_release(&tls);
+        return rc;
+    }
     conn_t *c = (conn_t *)f;
+    if (o.tls) { /* from here on the finalize releases it */
+        c->tls = tls;
+        c->has_tls = 1;
+        o.tls = &c->tls;
+    }
     c->loop = loop;
     c->ops = ops;
     c->ns = ns;
@@ -628,6 +717,13 @@ int tl_create_connection(tl_loop_t *loop, const tl_protocol_t *proto,
     int rc = conn_new(loop, proto, proto_ctx, opts, "tcp", &c);
     if (rc)
         return rc;
+    /* TLS checks the certificate against host (server_hostname's default). */
+    if (c->has_tls && (c->host = tl__strdup(host)) == NULL) {
+        stop(c);
+        settle(c);
+        tl_future_unref(&c->base);
+        return TL_ENOMEM;
+    }
     /* A numeric host and port: no resolution (asyncio's _ipaddr_info). */
     tl_sockaddr_t addr;
     int p = numeric_port(port);

@@ -13,10 +13,28 @@
  * server is closed AND every connection is gone). The listeners are
  * registered with the loop's transport layer (a closer), so a loop that
  * closes first closes them.
+ *
+ * TLS (opts->tls): the server keeps a copy of the options and a reference
+ * to the context until it is freed. An accepted socket becomes a stream
+ * transport with an inert protocol, handed to the engine (tl__tls_wrap);
+ * the handshake is tracked on the server's list of handshakes (one small
+ * record each), which wait_closed waits for and close_clients /
+ * abort_clients give up (tl__tls_cancel: the socket is aborted). Only when
+ * the handshake is done does the factory run, and its protocol is put on
+ * the TLS transport before that transport's connection_made (queued by
+ * the engine) runs; so a protocol exists only for a connection that is
+ * made, and is owed connection_made and connection_lost as over TCP, while
+ * a failed handshake costs the application nothing (it is reported to the
+ * loop's exception handler in debug mode). The TLS transport then joins
+ * the server's connections (t->server), so close_clients closes it
+ * (close_notify) and abort_clients aborts it. A handshake that ends after
+ * tl_server_free is dropped without calling the factory, whose ctx the
+ * caller may have released.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <netinet/in.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -25,9 +43,17 @@
 
 #include "../core/alloc.h"
 #include "../loop/loop_int.h"
+#include "../tls/tls_int.h"
 #include "server_int.h"
 #include "stream_transport.h"
 #include "tulip/task.h"
+
+/* A TLS handshake of an accepted connection, in progress. */
+typedef struct handshake {
+    tl_server_t *srv;
+    tl__tls_t *h;
+    struct handshake *prev, *next;
+} handshake_t;
 
 typedef struct listener {
     tl_server_t *srv;
@@ -53,6 +79,10 @@ struct tl_server {
     tl_future_t **waiters; /* wait_closed futures (one reference each) */
     size_t nwaiters, waiters_cap;
     tl_future_t *forever; /* serve_forever's, while one runs */
+    tl_tls_options_t tls; /* the copy, when has_tls */
+    int has_tls;
+    handshake_t *hss;     /* handshakes in progress ... */
+    size_t nhss;          /* ... and how many */
 };
 
 #define SERVER_OF(c) \
@@ -66,19 +96,22 @@ static void server_free(tl_server_t *s) {
     tl__free(s->waiters);
     tl__free(s->ls);
     tl__free(s->unix_path);
+    if (s->has_tls)
+        tl__tls_options_release(&s->tls);
     tl_loop_t *loop = s->loop;
     tl__free(s);
     tl_loop_unref(loop);
 }
 
 static void maybe_free(tl_server_t *s) {
-    if (s->freed && s->closed && s->nconns == 0 && s->forever == NULL)
+    if (s->freed && s->closed && s->nconns == 0 && s->nhss == 0 &&
+        s->forever == NULL)
         server_free(s);
 }
 
 /* Closed and no connection left: the wait_closed futures are done. */
 static void wakeup(tl_server_t *s) {
-    if (!s->closed || s->nconns)
+    if (!s->closed || s->nconns || s->nhss)
         return;
     for (size_t i = 0; i < s->nwaiters; i++) {
         tl_future_set_result(s->waiters[i], NULL, NULL);
@@ -150,6 +183,93 @@ static void report(tl_server_t *s, const char *msg, int error) {
     tl_loop_call_exception_handler(s->loop, &c);
 }
 
+/* Put t (accepted, on the server's list from now on) in s's connections. */
+static void track(tl_server_t *s, tl_transport_t *t) {
+    t->server = s;
+    t->sprev = NULL;
+    t->snext = s->conns;
+    if (s->conns)
+        s->conns->sprev = t;
+    s->conns = t;
+    s->nconns++;
+}
+
+static void hs_unlink(handshake_t *hs) {
+    tl_server_t *s = hs->srv;
+    if (hs->prev)
+        hs->prev->next = hs->next;
+    else
+        s->hss = hs->next;
+    if (hs->next)
+        hs->next->prev = hs->prev;
+    s->nhss--;
+    tl__free(hs);
+}
+
+/* The engine's answer for an accepted connection. */
+static void hs_done(void *arg, int error, tl_transport_t *tls) {
+    handshake_t *hs = arg;
+    tl_server_t *s = hs->srv;
+    if (error && error != TL_ECLOSED && tl_loop_get_debug(s->loop) > 0) {
+        const char *why = tl__tls_error_message(hs->h);
+        char msg[320];
+        snprintf(msg, sizeof msg,
+                 "TLS handshake of an accepted connection failed%s%s",
+                 why ? ": " : "", why ? why : "");
+        report(s, msg, error);
+    }
+    hs_unlink(hs);
+    if (error) {
+        /* dropped: the engine aborted the socket */
+    } else if (s->freed) {
+        tl_transport_abort(tls); /* the factory's ctx may be gone */
+    } else {
+        const tl_protocol_t *proto = NULL;
+        void *pctx = NULL;
+        int rc = s->factory(s->factory_ctx, &proto, &pctx);
+        if (rc == 0)
+            rc = tl_transport_set_protocol(tls, proto, pctx);
+        if (rc) /* refused (or a bad table): close it, go on */
+            tl_transport_close(tls);
+        else
+            track(s, tls);
+    }
+    wakeup(s);
+    maybe_free(s);
+}
+
+/* TLS over the accepted transport t (its protocol the inert one). */
+static void start_handshake(tl_server_t *s, tl_transport_t *t) {
+    static const tl_protocol_t none = {.size = sizeof(tl_protocol_t)};
+    handshake_t *hs = tl__calloc(1, sizeof(*hs));
+    int rc = hs ? 0 : TL_ENOMEM;
+    if (rc == 0) {
+        hs->srv = s;
+        rc = tl__tls_wrap(t, &s->tls, NULL, &none, NULL, hs_done, hs, &hs->h);
+    }
+    if (rc) { /* t is still ours */
+        tl__free(hs);
+        tl_transport_abort(t);
+        report(s, "no memory for an accepted connection", rc);
+        return;
+    }
+    hs->next = s->hss;
+    if (s->hss)
+        s->hss->prev = hs;
+    s->hss = hs;
+    s->nhss++;
+}
+
+/* Give up every handshake in progress (their sockets are aborted). */
+static void cancel_handshakes(tl_server_t *s) {
+    while (s->hss) {
+        handshake_t *hs = s->hss;
+        tl__tls_cancel(hs->h);
+        hs_unlink(hs);
+    }
+    wakeup(s);
+}
+
 static void on_accept(void *ctx, tl_ns_sock_t *conn, int status) {
     listener_t *l = ctx;
     tl_server_t *s = l->srv;
@@ -182,6 +302,12 @@ static void on_accept(void *ctx, tl_ns_sock_t *conn, int status) {
         report(s, "no memory for an accepted connection", rc);
         return;
     }
+    if (s->flavour == TL__STREAM_TCP && !s->nodelay)
+        s->ops->setopt(conn, TL_NS_OPT_NODELAY, 0);
+    if (s->has_tls) {
+        start_handshake(s, t);
+        return;
+    }
     const tl_protocol_t *proto = NULL;
     void *pctx = NULL;
     rc = s->factory(s->factory_ctx, &proto, &pctx);
@@ -192,15 +318,7 @@ static void on_accept(void *ctx, tl_ns_sock_t *conn, int status) {
         tl_transport_close(t);
         return;
     }
-    if (s->flavour == TL__STREAM_TCP && !s->nodelay)
-        s->ops->setopt(conn, TL_NS_OPT_NODELAY, 0);
-    t->server = s;
-    t->sprev = NULL;
-    t->snext = s->conns;
-    if (s->conns)
-        s->conns->sprev = t;
-    s->conns = t;
-    s->nconns++;
+    track(s, t);
 }
 
 static const tl_ns_handler_t listen_handler = {.accept = on_accept};
@@ -249,23 +367,30 @@ static int opt_on(int v, int dflt) {
 }
 
 static int server_new(tl_loop_t *loop, tl_protocol_factory_t factory,
-                      void *factory_ctx, size_t n, tl_server_t **out) {
+                      void *factory_ctx, const tl_server_options_t *o,
+                      size_t n, tl_server_t **out) {
     const tl_netstack_ops_t *ops;
     void *state;
     int rc = tl__netstack(loop, &ops, &state);
     if (rc)
         return rc;
+    tl_tls_options_t tls;
+    if (o->tls && (rc = tl__tls_options_copy(o->tls, TL_TLS_SERVER, &tls)))
+        return rc;
     tl_server_t *s = tl__calloc(1, sizeof(*s));
-    if (s == NULL)
-        return TL_ENOMEM;
-    if ((s->ls = tl__calloc(n ? n : 1, sizeof(*s->ls))) == NULL) {
+    if (s && (s->ls = tl__calloc(n ? n : 1, sizeof(*s->ls))) == NULL) {
         tl__free(s);
+        s = NULL;
+    }
+    if (s == NULL) {
+        if (o->tls)
+            tl__tls_options_release(&tls);
         return TL_ENOMEM;
     }
-    if ((rc = tl_loop_ref(loop)) != 0) {
-        tl__free(s->ls);
-        tl__free(s);
-        return rc;
+    tl_loop_ref(loop); /* loop is checked: it cannot fail */
+    if (o->tls) {
+        s->tls = tls;
+        s->has_tls = 1;
     }
     s->loop = loop;
     s->ops = ops;
@@ -380,7 +505,7 @@ static int create_addrs(tl_loop_t *loop, tl_protocol_factory_t factory,
         read_options(opts, &o))
         return TL_EINVAL;
     tl_server_t *s;
-    if ((rc = server_new(loop, factory, factory_ctx, n, &s)) != 0)
+    if ((rc = server_new(loop, factory, factory_ctx, &o, n, &s)) != 0)
         return rc;
     s->flavour = TL__STREAM_TCP;
     for (size_t i = 0; i < n; i++)
@@ -409,12 +534,15 @@ typedef struct resolving {
     tl_protocol_factory_t factory;
     void *factory_ctx;
     tl_server_options_t opts;
+    tl_tls_options_t tls; /* opts.tls's copy (opts.tls points here) */
     tl_future_t *res; /* the caller's future (our reference) */
     tl_future_t *gai;
 } resolving_t;
 
 static void resolving_free(resolving_t *r) {
     tl__transport_remove_closer(r->loop, &r->closer);
+    if (r->opts.tls)
+        tl__tls_options_release(&r->tls);
     tl_future_unref(r->gai);
     tl_future_unref(r->res);
     tl__free(r);
@@ -423,6 +551,8 @@ static void resolving_free(resolving_t *r) {
 /* The loop closes while resolving: nothing will call us any more. */
 static void resolving_on_loop_close(tl__closer_t *c) {
     resolving_t *r = (resolving_t *)c;
+    if (r->opts.tls)
+        tl__tls_options_release(&r->tls);
     tl_future_unref(r->gai);
     tl_future_unref(r->res);
     tl__free(r);
@@ -480,15 +610,23 @@ int tl_create_server(tl_loop_t *loop, tl_protocol_factory_t factory,
     resolving_t *r = tl__calloc(1, sizeof(*r));
     if (r == NULL)
         return TL_ENOMEM;
+    if (o.tls && (rc = tl__tls_options_copy(o.tls, TL_TLS_SERVER, &r->tls))) {
+        tl__free(r);
+        return rc;
+    }
     r->loop = loop;
     r->factory = factory;
     r->factory_ctx = factory_ctx;
     r->opts = o;
+    if (o.tls)
+        r->opts.tls = &r->tls;
     r->closer.close = resolving_on_loop_close;
     tl_addrinfo_hints_t h = {.size = sizeof(h), .family = o.family,
                              .socktype = TL_SOCK_STREAM,
                              .flags = TL_AI_PASSIVE};
     if ((rc = tl_future_new(loop, &r->res)) != 0) {
+        if (r->opts.tls)
+            tl__tls_options_release(&r->tls);
         tl__free(r);
         return rc;
     }
@@ -502,6 +640,8 @@ int tl_create_server(tl_loop_t *loop, tl_protocol_factory_t factory,
         }
         tl_future_unref(r->gai);
         tl_future_unref(r->res);
+        if (r->opts.tls)
+            tl__tls_options_release(&r->tls);
         tl__free(r);
         return rc;
     }
@@ -534,7 +674,7 @@ int tl_create_unix_server(tl_loop_t *loop, tl_protocol_factory_t factory,
         }
     }
     tl_server_t *s;
-    if ((rc = server_new(loop, factory, factory_ctx, 1, &s)) != 0)
+    if ((rc = server_new(loop, factory, factory_ctx, &o, 1, &s)) != 0)
         return rc;
     s->flavour = TL__STREAM_UNIX;
     if ((rc = listen_all(s, &a, 1, &o, 0)) != 0) {
@@ -618,6 +758,7 @@ int tl_server_close_clients(tl_server_t *s) {
     for (tl_transport_t *t = s->conns; t; t = t->snext)
         if (!t->closing)
             tl_transport_close(t);
+    cancel_handshakes(s);
     return 0;
 }
 
@@ -628,6 +769,7 @@ int tl_server_abort_clients(tl_server_t *s) {
     for (tl_transport_t *t = s->conns; t; t = t->snext)
         if (!t->lost)
             tl_transport_abort(t);
+    cancel_handshakes(s);
     return 0;
 }
 
@@ -640,7 +782,7 @@ int tl_server_wait_closed(tl_server_t *s, tl_future_t **out) {
     tl_future_t *f;
     if ((rc = tl_future_new(s->loop, &f)) != 0)
         return rc;
-    if (s->closed && s->nconns == 0) {
+    if (s->closed && s->nconns == 0 && s->nhss == 0) {
         if ((rc = tl_future_set_result(f, NULL, NULL)) != 0) {
             tl_future_unref(f);
             return rc;
@@ -690,3 +832,4 @@ void tl_server_free(tl_server_t *s) {
     do_close(s);
     maybe_free(s);
 }
+

@@ -101,6 +101,14 @@ void tl__stm_unref(tl_stream_t *s) {
 }
 
 void tl__stm_attach(tl_stream_t *s, tl_transport_t *t) {
+    if (s->upgrading) { /* the TLS transport after tl_stream_start_tls */
+        s->upgrading = 0;
+        s->t = t;
+        s->wpaused = 0;
+        if (s->closed) /* closed while the handshake ran */
+            tl_transport_close(t);
+        return;
+    }
     if (s->tref || s->lost)
         return;
     s->t = t;
@@ -370,8 +378,9 @@ static int read_future(tl_stream_t *s, const tl__read_op_t *op,
         return rc;
     /* Done at once: a done future. The bytes are taken already, so a
      * failure to make it loses them; only a full memory can cause that. */
+    int outcome = rc;
     if ((rc = tl_future_new(s->loop, &f)) == 0 &&
-        (rc = complete(f, rc, count)) != 0)
+        (rc = complete(f, outcome, count)) != 0)
         tl_future_unref(f);
     if (rc == 0)
         *out = f;
@@ -528,7 +537,7 @@ static int p_eof(tl_transport_t *t, void *ctx) {
     tl_stream_t *s = ctx;
     s->eof = 1;
     deliver(s);
-    return 1; /* half-open: the writer may go on (not over TLS: later) */
+    return 1; /* half-open: the writer may go on (TLS ignores it) */
 }
 
 static void p_pause(tl_transport_t *t, void *ctx) {
@@ -549,7 +558,10 @@ static void p_resume(tl_transport_t *t, void *ctx) {
 
 static void p_lost(tl_transport_t *t, int error, void *ctx) {
     (void)t;
-    tl_stream_t *s = ctx;
+    tl__stm_lost(ctx, error);
+}
+
+void tl__stm_lost(tl_stream_t *s, int error) {
     s->lost = 1;
     s->t = NULL;
     s->paused = 0;
@@ -595,6 +607,8 @@ static int write_state(const tl_stream_t *s) {
         return TL_ECLOSED;
     if (s->err)
         return s->err;
+    if (s->upgrading)
+        return TL_ESTATE; /* the TLS handshake runs */
     return s->t ? 0 : TL_ECLOSED;
 }
 
@@ -740,6 +754,8 @@ int tl_stream_is_closing(const tl_stream_t *s) {
     int rc = check(s);
     if (rc)
         return rc;
+    if (s->upgrading)
+        return s->closed;
     return s->closed || s->lost || s->t == NULL || tl_transport_is_closing(s->t) == 1;
 }
 

@@ -55,6 +55,10 @@ struct tl_stream {
     unsigned released : 1;  /* the owner's reference was dropped */
     unsigned paused : 1;    /* the stream paused reading (buffer full) */
     unsigned wpaused : 1;   /* the transport paused writing */
+    unsigned upgrading : 1; /* tl_stream_start_tls: t went to the TLS engine
+                               (s->t NULL) and the TLS transport's
+                               connection_made has not run yet; the
+                               transport's reference passes to it */
 
     tl__read_op_t rd;
     /* A sequential read completed but its task has not resumed yet: the
@@ -85,8 +89,13 @@ extern const tl_protocol_t tl__stm_protocol;
 int tl__stm_new(tl_loop_t *loop, size_t limit, tl_stream_t **out);
 void tl__stm_ref(tl_stream_t *s);
 void tl__stm_unref(tl_stream_t *s);
-/* The stream learns its transport (takes the transport's reference). */
+/* The stream learns its transport (takes the transport's reference; while
+ * upgrading, the TLS transport takes over the one held). */
 void tl__stm_attach(tl_stream_t *s, tl_transport_t *t);
+/* The connection ended with error (0: clean) without a connection_lost
+ * to say so (an upgrade that failed, a loop closed mid-upgrade): what
+ * connection_lost does. */
+void tl__stm_lost(tl_stream_t *s, int error);
 /* Close (if open), fail what waits with TL_ECLOSED, drop the owner's
  * reference. Idempotent. */
 void tl__stm_release(tl_stream_t *s);

@@ -1,0 +1,100 @@
+/*
+ * The TLS engine's state, shared by tls.c (wrapping, the custom BIO, the
+ * handshake, reading, the wrapped transport's protocol, lifetime) and
+ * tls_transport.c (the "tls" transport kind: writing, closing, flow
+ * control; tl_start_tls; the extra-info getters). Only src/tls sees it.
+ *
+ * One allocation is the engine and, from the handshake's end on, the TLS
+ * transport (its base first). Lifetime:
+ *   handshake  the engine owns itself: freed once done was called (or the
+ *              handshake cancelled) and the wrapped transport's
+ *              connection_lost came.
+ *   open       the base's references (the loop's, the users') plus one of
+ *              the engine's own, held until the wrapped transport's
+ *              connection_lost came (so the wrapped transport can never
+ *              call into freed memory); vt->destroy frees the SSL and
+ *              drops the references on the wrapped transport and the
+ *              context.
+ * The TLS transport's connection_lost always follows the wrapped one's
+ * (or the loop's close): it is scheduled from there, with the error the
+ * engine recorded first (e->err), else 0 after a close_notify, else the
+ * wrapped transport's error.
+ */
+#ifndef TL_TLS_ENGINE_H
+#define TL_TLS_ENGINE_H
+
+#include "../transport/transport_int.h"
+#include "tls_int.h"
+
+enum {
+    TLS_ST_NEW,       /* the handshake's start is scheduled */
+    TLS_ST_HANDSHAKE, /* handshaking */
+    TLS_ST_OPEN,      /* the TLS transport exists (e->base is live) */
+    TLS_ST_FAILED,    /* done got an error, or cancelled: waiting for the
+                         wrapped transport's connection_lost */
+};
+
+/* Plaintext handed to SSL_write per call: one record. */
+enum { TLS_RECORD = 16 * 1024 };
+
+struct tl__tls {
+    tl_transport_t base; /* first: the TLS transport, once open */
+    tl_loop_t *loop;
+    tl_transport_t *lower;    /* referenced until destroy / free */
+    tl_tls_context_t *ctx;    /* referenced */
+    SSL *ssl;
+    int state;
+    int side;
+    /* until the transport exists */
+    const tl_protocol_t *app_proto;
+    void *app_ctx;
+    tl__tls_done_fn done;
+    void *done_arg;
+    int64_t shutdown_timeout_ns;
+    tl_handle_t start_h, hs_timer, shut_timer, resume_h;
+    /* reading: the slice the wrapped transport is handing us right now,
+     * then what SSL did not take of earlier ones (kept) */
+    const unsigned char *in;
+    size_t in_len;
+    unsigned char *kept;
+    size_t kept_off, kept_len, kept_cap;
+    unsigned char *rbuf; /* plaintext for data_received (TLS_RECORD) */
+    /* writing: plaintext waiting while the wrapped transport is paused */
+    unsigned char *wq;
+    size_t wq_off, wq_len, wq_cap;
+    int err;     /* the first error of the connection (connection_lost's) */
+    int bio_err; /* the wrapped transport refused a write inside SSL */
+    unsigned in_ssl : 1;       /* inside an SSL call: no app callbacks */
+    unsigned in_pump : 1;      /* inside pump: data arriving is kept */
+    unsigned lower_eof : 1;    /* the wrapped transport's peer sent EOF */
+    unsigned lower_lost : 1;   /* its connection_lost came */
+    unsigned close_notify : 1; /* the peer's close_notify came */
+    unsigned shut_sent : 1;    /* ours was sent (close ran) */
+    unsigned self_ref : 1;     /* the engine's reference on base */
+    unsigned want_flush : 1;   /* the wrapped transport resumed in SSL */
+    char msg[256]; /* BoringSSL's reason for the first error */
+};
+typedef struct tl__tls tls_t;
+
+/* tls.c */
+/* Record the first error (and a fallback message) and abort the wrapped
+ * transport; its connection_lost ends the TLS transport. */
+void tl__tls_fatal(tls_t *e, int error);
+/* The TL_E code for a failed SSL call (ret), reason into e->msg. */
+int tl__tls_ssl_error(tls_t *e, int ret, int ssl_err);
+/* Read what can be read now: the handshake, then the application's data
+ * (while it reads), then the wrapped transport's EOF. */
+void tl__tls_pump(tls_t *e);
+/* vt->destroy's work: free the SSL and buffers, drop the references on
+ * the lower transport and the context (the base frees e after). */
+void tl__tls_destroy(tls_t *e);
+
+/* tls_transport.c */
+extern const tl__transport_vt_t tl__tls_vt;
+/* The wrapped transport's write buffer changed (or the queue did):
+ * flush the queue when it may, recount buffered, pause/resume the app. */
+void tl__tls_settle(tls_t *e);
+/* Drop the queued plaintext. */
+void tl__tls_drop_queue(tls_t *e);
+
+#endif
