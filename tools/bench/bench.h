@@ -9,6 +9,7 @@
 #ifndef TULIP_BENCH_H
 #define TULIP_BENCH_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct bench_opts {
@@ -42,6 +43,16 @@ int bench_lock_handoff(const bench_opts_t *o);
 int bench_queue_handoff(const bench_opts_t *o);
 int bench_executor(const bench_opts_t *o);
 int bench_spawn(const bench_opts_t *o);
+int bench_tls_raw_handshake(const bench_opts_t *o);
+int bench_tls_raw_bulk(const bench_opts_t *o);
+int bench_tls_handshake(const bench_opts_t *o);
+int bench_tls_bulk(const bench_opts_t *o);
+
+/* A fresh ECDSA P-256 key and a self-signed certificate for localhost and
+ * 127.0.0.1, as PEM (malloc'd, NUL-terminated; bench_tls_raw.c, the one
+ * file that sees BoringSSL). TL_ENOTSUP in a build without TLS. */
+int bench_tls_make_cert(char **cert_pem, size_t *cert_len, char **key_pem,
+                        size_t *key_len);
 
 /* tasks_rss runs each size in a fresh process: tulip-bench re-executes
  * itself as `tulip-bench --tasks-rss-child N` (a hidden option main()

@@ -5,7 +5,8 @@
  *               [--placement unpinned|pin|same-cpu]
  *
  * NAMEs: call_soon, timers, threadsafe, switch, tasks, tasks_rss,
- * lock_handoff, queue_handoff, executor; none means all of them. Each mirrors a
+ * lock_handoff, queue_handoff, executor, spawn, tls_raw_handshake,
+ * tls_raw_bulk, tls_handshake, tls_bulk; none means all of them. Each mirrors a
  * program of the reference harness (/work/shared/bench) so the figures can
  * sit side by side with it, or is one of the tasks issue's figures:
  *
@@ -35,6 +36,15 @@
  *   spawn       spawn + wait of 1000 /bin/true, 50 at a time, with the
  *               task API (tl_process_exec, tl_process_wait) (processes/s;
  *               tools/bench/spawn_asyncio.py is asyncio's side)
+ *
+ *   tls_raw_handshake, tls_raw_bulk
+ *               BoringSSL alone, a client and a server SSL joined by a
+ *               memory BIO pair: TLS 1.3 handshakes/s (ECDSA P-256) and
+ *               MiB/s through an in-memory echo, the limit for the next two
+ *   tls_handshake, tls_bulk
+ *               the same through tulip on loopback (one loop, one thread):
+ *               connect + handshake + close per second, and MiB/s through a
+ *               TLS echo beside the same load over plain TCP
  *
  * --n sets the size of every selected benchmark (callbacks, timers, round
  * trips, switches, tasks, hand-offs or items; same-cpu runs a fifth of it,
@@ -66,6 +76,10 @@ static const struct {
     {"queue_handoff", bench_queue_handoff},
     {"executor", bench_executor},
     {"spawn", bench_spawn},
+    {"tls_raw_handshake", bench_tls_raw_handshake},
+    {"tls_raw_bulk", bench_tls_raw_bulk},
+    {"tls_handshake", bench_tls_handshake},
+    {"tls_bulk", bench_tls_bulk},
 };
 enum { NBENCH = sizeof benches / sizeof benches[0] };
 

@@ -95,6 +95,8 @@ static const struct {
     {"A network exchange: a TCP server and 50 client tasks, all on one thread",
      demo_network},
     {"UDP: datagram endpoints answer each other on loopback", demo_udp},
+    {"TLS: a server and client tasks on one loop, certificates checked",
+     demo_tls},
 };
 enum { NPARTS = sizeof(parts) / sizeof(parts[0]) };
 

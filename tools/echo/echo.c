@@ -11,6 +11,10 @@
  *   --mode stream    one task per connection: read, write, drain
  *                    (asyncio's start_server echo)
  *   --backend epoll|poll
+ *   --tls CERT KEY   TLS on every connection (tls.h): a server context with
+ *                    the PEM certificate chain CERT and its private key KEY,
+ *                    the server's `tls` option; both modes. Clients that fail
+ *                    the handshake are dropped (the server goes on).
  */
 #include <signal.h>
 #include <stdio.h>
@@ -81,15 +85,36 @@ static int echo_stream(tl_stream_t *s, void *ctx) {
 
 static void usage(void) {
     fprintf(stderr, "usage: tulip-echo --port P [--host H] "
-                    "[--mode protocol|stream] [--backend epoll|poll]\n");
+                    "[--mode protocol|stream] [--backend epoll|poll]\n"
+                    "                  [--tls CERT KEY]\n"
+                    "  --tls CERT KEY  serve TLS with the PEM certificate chain CERT\n"
+                    "                  and its private key KEY\n");
+}
+
+/* A server context with the certificate, or NULL after saying why. */
+static tl_tls_context_t *server_context(const char *cert, const char *key) {
+    tl_tls_context_t *c = NULL;
+    int rc = tl_tls_context_new(TL_TLS_SERVER, &c);
+    if (rc == 0 && (rc = tl_tls_context_use_certificate_file(c, cert, key)) != 0) {
+        tl_tls_context_unref(c);
+        c = NULL;
+    }
+    if (rc)
+        fprintf(stderr, "tulip-echo: --tls %s %s: %s\n", cert, key,
+                rc == TL_ENOTSUP ? "this build has no TLS" : tl_strerror(rc));
+    return c;
 }
 
 int main(int argc, char **argv) {
     const char *host = "127.0.0.1", *mode = "protocol", *backend = NULL;
+    const char *cert = NULL, *key = NULL;
     int port = -1;
     for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (v && strcmp(a, "--port") == 0)
+        if (v && i + 2 < argc && strcmp(a, "--tls") == 0) {
+            cert = v;
+            key = argv[++i + 1];
+        } else if (v && strcmp(a, "--port") == 0)
             port = atoi(v);
         else if (v && strcmp(a, "--host") == 0)
             host = v;
@@ -118,13 +143,20 @@ int main(int argc, char **argv) {
         fprintf(stderr, "tulip-echo: bad host %s: %s\n", host, tl_strerror(rc));
         return 2;
     }
+    tl_tls_context_t *tls = NULL;
+    if (cert && (tls = server_context(cert, key)) == NULL)
+        return 1;
+    tl_tls_options_t to = {.size = sizeof(to), .context = tls};
     tl_loop_t *loop = NULL;
     if ((rc = tl_loop_new(&lo, &loop))) {
         fprintf(stderr, "tulip-echo: loop: %s\n", tl_strerror(rc));
+        if (tls)
+            tl_tls_context_unref(tls);
         return 1;
     }
     tl_server_t *server = NULL;
-    tl_server_options_t so = {.size = sizeof(so), .backlog = 1024};
+    tl_server_options_t so = {.size = sizeof(so), .backlog = 1024,
+                              .tls = tls ? &to : NULL};
     if (streams) {
         tl_stream_options_t st = {.size = sizeof(st), .server = so};
         rc = tl_start_server_addrs(loop, echo_stream, NULL, &addr, 1, &st, &server);
@@ -142,5 +174,7 @@ int main(int argc, char **argv) {
     tl_server_free(server);
     tl_loop_close(loop);
     tl_loop_unref(loop);
+    if (tls)
+        tl_tls_context_unref(tls); /* the server held its own reference */
     return rc ? 1 : 0;
 }
