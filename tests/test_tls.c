@@ -131,6 +131,7 @@ static void tpair_close(tl_loop_t *loop, tpair_t *tp) {
 /* ---- handshake and data ------------------------------------------------------ */
 
 static void test_handshake_and_echo(void) {
+    NEED_TLS();
     tl_loop_t *loop = tl_test_net_loop();
     rec_t s = {.echo = 1}, c = {0};
     tpair_t tp;
@@ -187,14 +188,17 @@ static void check_big_echo(size_t total, int from_server) {
 }
 
 static void test_echo_8mib_from_client(void) {
+    NEED_TLS();
     check_big_echo(8u << 20, 0);
 }
 
 static void test_echo_8mib_from_server(void) {
+    NEED_TLS();
     check_big_echo(8u << 20, 1);
 }
 
 static void test_writev_and_write_take(void) {
+    NEED_TLS();
     tl_loop_t *loop = tl_test_net_loop();
     rec_t s = {0}, c = {0};
     tpair_t tp;
@@ -214,6 +218,7 @@ static void test_writev_and_write_take(void) {
 /* ---- closing ------------------------------------------------------------------ */
 
 static void test_close_sends_close_notify(void) {
+    NEED_TLS();
     tl_loop_t *loop = tl_test_net_loop();
     rec_t s = {0}, c = {0};
     tpair_t tp;
@@ -239,6 +244,7 @@ static void test_close_sends_close_notify(void) {
 }
 
 static void test_close_notify_ignores_eof_keep_open(void) {
+    NEED_TLS();
     /* eof_received's answer is ignored: the engine answers with its own
      * close_notify and closes. */
     tl_loop_t *loop = tl_test_net_loop();
@@ -256,6 +262,7 @@ static void test_close_notify_ignores_eof_keep_open(void) {
 }
 
 static void test_write_after_close_fails(void) {
+    NEED_TLS();
     tl_loop_t *loop = tl_test_net_loop();
     rec_t s = {0}, c = {0};
     tpair_t tp;
@@ -279,6 +286,7 @@ static void test_write_after_close_fails(void) {
 }
 
 static void test_write_eof_not_supported(void) {
+    NEED_TLS();
     tl_loop_t *loop = tl_test_net_loop();
     rec_t s = {0}, c = {0};
     tpair_t tp;
@@ -293,6 +301,7 @@ static void test_write_eof_not_supported(void) {
 }
 
 static void test_abort(void) {
+    NEED_TLS();
     tl_loop_t *loop = tl_test_net_loop();
     rec_t s = {0}, c = {0};
     tpair_t tp;
@@ -313,6 +322,7 @@ static void test_abort(void) {
 }
 
 static void test_eof_without_close_notify_is_tlseof(void) {
+    NEED_TLS();
     tl_loop_t *loop = tl_test_net_loop();
     rec_t s = {0}, c = {0};
     tpair_t tp;
@@ -342,6 +352,7 @@ static void close_on_data(tl_transport_t *t, const void *d, size_t n,
 }
 
 static void test_close_from_data_received(void) {
+    NEED_TLS();
     tl_loop_t *loop = tl_test_net_loop();
     rec_t s = {0}, c = {0};
     tl_protocol_t sp = rec_proto;
@@ -372,6 +383,7 @@ static void abort_on_data(tl_transport_t *t, const void *d, size_t n,
 }
 
 static void test_abort_from_data_received(void) {
+    NEED_TLS();
     tl_loop_t *loop = tl_test_net_loop();
     rec_t s = {0}, c = {0};
     tl_protocol_t sp = rec_proto;
@@ -393,6 +405,7 @@ static void test_abort_from_data_received(void) {
 }
 
 static void test_shutdown_timeout_aborts(void) {
+    NEED_TLS();
     tl_loop_t *loop = tl_test_net_loop();
     rec_t s = {0}, c = {0};
     tpair_t tp;
@@ -438,6 +451,7 @@ static void hs_done_close(void *arg, int error, tl_transport_t *tls) {
 }
 
 static void test_done_closes_the_transport(void) {
+    NEED_TLS();
     tl_loop_t *loop = tl_test_net_loop();
     rec_t s = {0}, c = {0}, sr = {0}, cr = {0};
     pair_t p;
@@ -471,6 +485,7 @@ static void test_done_closes_the_transport(void) {
 /* ---- reading and flow control ---------------------------------------------------- */
 
 static void test_pause_reading_holds_data(void) {
+    NEED_TLS();
     tl_loop_t *loop = tl_test_net_loop();
     rec_t s = {0}, c = {0};
     tpair_t tp;
@@ -491,6 +506,7 @@ static void test_pause_reading_holds_data(void) {
 }
 
 static void test_close_notify_waits_for_paused_reader(void) {
+    NEED_TLS();
     tl_loop_t *loop = tl_test_net_loop();
     rec_t s = {0}, c = {0};
     tpair_t tp;
@@ -512,6 +528,7 @@ static void test_close_notify_waits_for_paused_reader(void) {
 }
 
 static void test_backpressure(void) {
+    NEED_TLS();
     tl_loop_t *loop = tl_test_net_loop();
     rec_t s = {0}, c = {0};
     tpair_t tp;
@@ -553,6 +570,7 @@ static void test_backpressure(void) {
 }
 
 static void test_buffered_protocol(void) {
+    NEED_TLS();
     tl_loop_t *loop = tl_test_net_loop();
     rec_t s = {0}, c = {0};
     tpair_t tp;
@@ -576,6 +594,7 @@ static void test_buffered_protocol(void) {
 /* ---- extra info --------------------------------------------------------------- */
 
 static void test_extra_info(void) {
+    NEED_TLS();
     tl_loop_t *loop = tl_test_net_loop();
     rec_t s = {0}, c = {0};
     tpair_t tp;
@@ -655,16 +674,19 @@ static void check_verify_error(const char *cert, const char *key,
 }
 
 static void test_self_signed_fails_verify(void) {
+    NEED_TLS();
     check_verify_error(certs()->self_cert, certs()->self_key, NULL,
                        TL_ECERTVERIFY);
 }
 
 static void test_expired_certificate(void) {
+    NEED_TLS();
     check_verify_error(certs()->expired_cert, certs()->expired_key, NULL,
                        TL_ECERTEXPIRED);
 }
 
 static void test_wrong_hostname(void) {
+    NEED_TLS();
     check_verify_error(NULL, NULL, "wrong.test", TL_ECERTHOSTNAME);
 }
 
@@ -683,6 +705,7 @@ static void hs_done(void *arg, int error, tl_transport_t *tls) {
 }
 
 static void test_handshake_timeout(void) {
+    NEED_TLS();
     tl_loop_t *loop = tl_test_net_loop();
     rec_t s = {0}, c = {0};
     pair_t p;
@@ -713,6 +736,7 @@ static void test_handshake_timeout(void) {
 }
 
 static void test_garbage_instead_of_handshake(void) {
+    NEED_TLS();
     tl_loop_t *loop = tl_test_net_loop();
     rec_t s = {0}, c = {0};
     pair_t p;
@@ -751,6 +775,7 @@ static void test_garbage_instead_of_handshake(void) {
 }
 
 static void test_peer_closes_during_handshake(void) {
+    NEED_TLS();
     tl_loop_t *loop = tl_test_net_loop();
     rec_t s = {0}, c = {0};
     pair_t p;
@@ -777,6 +802,7 @@ static void test_peer_closes_during_handshake(void) {
 }
 
 static void test_loop_close_during_handshake(void) {
+    NEED_TLS();
     tl_loop_t *loop = tl_test_net_loop();
     rec_t s = {0}, c = {0};
     pair_t p;
@@ -805,6 +831,7 @@ static void test_loop_close_during_handshake(void) {
 }
 
 static void test_loop_close_with_open_connection(void) {
+    NEED_TLS();
     tl_loop_t *loop = tl_test_net_loop();
     rec_t s = {0}, c = {0};
     tpair_t tp;
@@ -829,6 +856,7 @@ static void test_loop_close_with_open_connection(void) {
 }
 
 static void test_cancel_start_tls(void) {
+    NEED_TLS();
     tl_loop_t *loop = tl_test_net_loop();
     rec_t s = {0}, c = {0};
     pair_t p;
@@ -890,6 +918,7 @@ static int starter_factory(void *ctx, const tl_protocol_t **proto,
 }
 
 static void test_start_tls_in_connection_made(void) {
+    NEED_TLS();
     tl_loop_t *loop = tl_test_net_loop();
     rec_t sapp = {.echo = 1}, capp = {0}, craw = {0};
     starter_t st = {.ctx = server_ctx(), .app = &sapp};
@@ -929,6 +958,7 @@ static void test_start_tls_in_connection_made(void) {
 /* ---- bad arguments and out of memory -------------------------------------------------- */
 
 static void test_start_tls_bad_arguments(void) {
+    NEED_TLS();
     tl_loop_t *loop = tl_test_net_loop();
     rec_t s = {0}, c = {0};
     pair_t p;
@@ -967,6 +997,7 @@ static void test_start_tls_bad_arguments(void) {
 }
 
 static void test_start_tls_out_of_memory(void) {
+    NEED_TLS();
     tl_loop_t *loop = tl_test_net_loop();
     rec_t s = {0}, c = {0};
     pair_t p;

@@ -15,12 +15,6 @@
 
 /* Built without BoringSSL (TLS=0) every context function says TL_ENOTSUP:
  * only test_tls_is_available_in_this_build has something to check. */
-#define SKIP_WITHOUT_TLS()                                                    \
-    do {                                                                      \
-        if (!tl_tls_available())                                              \
-            return;                                                           \
-    } while (0)
-
 static const tl_test_certs_t *certs(void) {
     const tl_test_certs_t *c = tl_test_certs();
     if (c == NULL)
@@ -60,7 +54,7 @@ static void test_tls_is_available_in_this_build(void) {
 }
 
 static void test_new_rejects_bad_side_and_null_out(void) {
-    SKIP_WITHOUT_TLS();
+    NEED_TLS();
     tl_tls_context_t *c = (tl_tls_context_t *)1;
     CU_ASSERT_EQUAL(tl_tls_context_new(0, &c), TL_EINVAL);
     CU_ASSERT_PTR_NULL(c);
@@ -70,7 +64,7 @@ static void test_new_rejects_bad_side_and_null_out(void) {
 }
 
 static void test_new_context_knows_its_side(void) {
-    SKIP_WITHOUT_TLS();
+    NEED_TLS();
     tl_tls_context_t *cl = new_ctx(TL_TLS_CLIENT);
     tl_tls_context_t *sv = new_ctx(TL_TLS_SERVER);
     CU_ASSERT_EQUAL(tl_tls_context_side(cl), TL_TLS_CLIENT);
@@ -81,7 +75,7 @@ static void test_new_context_knows_its_side(void) {
 }
 
 static void test_null_context_is_einval_everywhere(void) {
-    SKIP_WITHOUT_TLS();
+    NEED_TLS();
     const char *p[] = {"h2"};
     CU_ASSERT_EQUAL(tl_tls_context_ref(NULL), TL_EINVAL);
     tl_tls_context_unref(NULL); /* nothing */
@@ -117,7 +111,7 @@ static void *ref_thread(void *p) {
 }
 
 static void test_ref_and_unref_from_many_threads(void) {
-    SKIP_WITHOUT_TLS();
+    NEED_TLS();
     tl_tls_context_t *c = new_ctx(TL_TLS_SERVER);
     enum { N = 6 };
     pthread_t th[N];
@@ -138,7 +132,7 @@ static void test_ref_and_unref_from_many_threads(void) {
 }
 
 static void test_new_fails_cleanly_without_memory(void) {
-    SKIP_WITHOUT_TLS();
+    NEED_TLS();
     for (long n = 1;; n++) {
         long before = tl_test_alloc_count();
         tl_test_fail_alloc_at(n);
@@ -160,7 +154,7 @@ static void test_new_fails_cleanly_without_memory(void) {
 /* ---- certificates and keys --------------------------------------------- */
 
 static void test_use_certificate_file_loads_ecdsa_and_rsa(void) {
-    SKIP_WITHOUT_TLS();
+    NEED_TLS();
     const tl_test_certs_t *t = certs();
     tl_tls_context_t *c = new_ctx(TL_TLS_SERVER);
     CU_ASSERT_EQUAL(tl_tls_context_use_certificate_file(c, t->server_cert, t->server_key), 0);
@@ -174,7 +168,7 @@ static void test_use_certificate_file_loads_ecdsa_and_rsa(void) {
 }
 
 static void test_use_certificate_file_reports_missing_files(void) {
-    SKIP_WITHOUT_TLS();
+    NEED_TLS();
     const tl_test_certs_t *t = certs();
     tl_tls_context_t *c = new_ctx(TL_TLS_SERVER);
     char missing[512];
@@ -190,7 +184,7 @@ static void test_use_certificate_file_reports_missing_files(void) {
 }
 
 static void test_use_certificate_file_reports_unreadable_files(void) {
-    SKIP_WITHOUT_TLS();
+    NEED_TLS();
     const tl_test_certs_t *t = certs();
     if (geteuid() == 0) /* root reads anything: nothing to check */
         return;
@@ -208,7 +202,7 @@ static void test_use_certificate_file_reports_unreadable_files(void) {
 }
 
 static void test_use_certificate_mem_rejects_garbage(void) {
-    SKIP_WITHOUT_TLS();
+    NEED_TLS();
     const tl_test_certs_t *t = certs();
     char *cert, *key;
     size_t cert_len, key_len;
@@ -245,7 +239,7 @@ static void test_use_certificate_mem_rejects_garbage(void) {
 }
 
 static void test_use_certificate_rejects_a_key_of_another_certificate(void) {
-    SKIP_WITHOUT_TLS();
+    NEED_TLS();
     const tl_test_certs_t *t = certs();
     tl_tls_context_t *c = new_ctx(TL_TLS_SERVER);
     CU_ASSERT_EQUAL(tl_tls_context_use_certificate_file(c, t->server_cert, t->other_key), TL_EINVAL);
@@ -261,7 +255,7 @@ static void test_use_certificate_rejects_a_key_of_another_certificate(void) {
 }
 
 static void test_use_certificate_mem_takes_a_chain(void) {
-    SKIP_WITHOUT_TLS();
+    NEED_TLS();
     const tl_test_certs_t *t = certs();
     char *leaf, *ca, *key;
     size_t leaf_len, ca_len, key_len;
@@ -285,7 +279,7 @@ static void test_use_certificate_mem_takes_a_chain(void) {
 }
 
 static void test_load_verify_adds_cas_and_rejects_garbage(void) {
-    SKIP_WITHOUT_TLS();
+    NEED_TLS();
     const tl_test_certs_t *t = certs();
     char *ca, *other;
     size_t ca_len, other_len;
@@ -318,7 +312,7 @@ static void test_load_verify_adds_cas_and_rejects_garbage(void) {
 /* ---- settings ---------------------------------------------------------- */
 
 static void test_setters_refuse_the_wrong_side(void) {
-    SKIP_WITHOUT_TLS();
+    NEED_TLS();
     tl_tls_context_t *cl = new_ctx(TL_TLS_CLIENT);
     tl_tls_context_t *sv = new_ctx(TL_TLS_SERVER);
     CU_ASSERT_EQUAL(tl_tls_context_set_client_cert(cl, TL_TLS_CLIENT_CERT_REQUIRED), TL_EINVAL);
@@ -342,7 +336,7 @@ static void test_setters_refuse_the_wrong_side(void) {
 }
 
 static void test_set_versions_checks_its_bounds(void) {
-    SKIP_WITHOUT_TLS();
+    NEED_TLS();
     tl_tls_context_t *c = new_ctx(TL_TLS_CLIENT);
     CU_ASSERT_EQUAL(tl_tls_context_set_versions(c, 0x0301, 0), TL_EINVAL); /* TLS 1.0 */
     CU_ASSERT_EQUAL(tl_tls_context_set_versions(c, 0, 0x0302), TL_EINVAL);
@@ -358,7 +352,7 @@ static void test_set_versions_checks_its_bounds(void) {
 }
 
 static void test_set_alpn_checks_names(void) {
-    SKIP_WITHOUT_TLS();
+    NEED_TLS();
     tl_tls_context_t *cl = new_ctx(TL_TLS_CLIENT);
     tl_tls_context_t *sv = new_ctx(TL_TLS_SERVER);
     char long_name[257];
@@ -384,7 +378,7 @@ static void test_set_alpn_checks_names(void) {
 }
 
 static void test_add_sni_checks_names_and_contexts(void) {
-    SKIP_WITHOUT_TLS();
+    NEED_TLS();
     const tl_test_certs_t *t = certs();
     tl_tls_context_t *c = new_server(t->server_cert, t->server_key);
     tl_tls_context_t *other = new_server(t->other_cert, t->other_key);
@@ -431,7 +425,7 @@ static void assert_all_setters_estate(tl_tls_context_t *c, tl_tls_context_t *sni
 }
 
 static void test_setters_fail_with_estate_once_frozen(void) {
-    SKIP_WITHOUT_TLS();
+    NEED_TLS();
     const tl_test_certs_t *t = certs();
     tl_tls_context_t *cl = new_ctx(TL_TLS_CLIENT);
     CU_ASSERT_EQUAL(tl_tls_context_load_verify_file(cl, t->ca_cert), 0);
@@ -453,7 +447,7 @@ static void test_setters_fail_with_estate_once_frozen(void) {
 }
 
 static void test_freezing_a_server_freezes_its_sni_contexts(void) {
-    SKIP_WITHOUT_TLS();
+    NEED_TLS();
     const tl_test_certs_t *t = certs();
     tl_tls_context_t *sv = new_server(t->server_cert, t->server_key);
     tl_tls_context_t *other = new_server(t->other_cert, t->other_key);
@@ -465,7 +459,7 @@ static void test_freezing_a_server_freezes_its_sni_contexts(void) {
 }
 
 static void test_freezing_a_client_loads_ssl_cert_file(void) {
-    SKIP_WITHOUT_TLS();
+    NEED_TLS();
     /* With nothing loaded, the freeze reads $SSL_CERT_FILE (here: our CA,
      * so it is fast and known), and does not fail without one. */
     const tl_test_certs_t *t = certs();
@@ -539,7 +533,7 @@ static int op_add_sni(tl_tls_context_t *c, tl_tls_context_t *aux) {
 }
 
 static void test_setters_fail_cleanly_without_memory(void) {
-    SKIP_WITHOUT_TLS();
+    NEED_TLS();
     const tl_test_certs_t *t = certs();
     oom_walk(TL_TLS_SERVER, op_use_cert_file, NULL);
     oom_walk(TL_TLS_CLIENT, op_load_verify_file, NULL);
@@ -575,7 +569,7 @@ static void *config_thread(void *p) {
 }
 
 static void test_contexts_configure_on_several_threads(void) {
-    SKIP_WITHOUT_TLS();
+    NEED_TLS();
     const tl_test_certs_t *t = certs();
     enum { N = 4 };
     pthread_t th[N];
@@ -604,7 +598,7 @@ static void *sni_race_thread(void *p) {
 }
 
 static void test_add_sni_both_ways_at_once_makes_no_loop(void) {
-    SKIP_WITHOUT_TLS();
+    NEED_TLS();
     /* Two servers naming each other from two threads: one wins, the other
      * fails (a loop of references would never be freed), and nothing
      * deadlocks with the winner's freeze. */
@@ -635,7 +629,7 @@ static void test_add_sni_both_ways_at_once_makes_no_loop(void) {
 /* ---- the build --------------------------------------------------------- */
 
 static void test_library_links_boringssl_and_no_other_libssl(void) {
-    SKIP_WITHOUT_TLS();
+    NEED_TLS();
     char cmd[512], out[8192];
     snprintf(cmd, sizeof cmd, "ldd %s/lib/libtulip.so.1 2>&1", tl_test_build_dir());
     FILE *p = popen(cmd, "r");

@@ -12,12 +12,6 @@
 
 #include "tls_certs.h"
 
-#define SKIP_WITHOUT_TLS()                                                    \
-    do {                                                                      \
-        if (!tl_tls_available())                                              \
-            return;                                                           \
-    } while (0)
-
 static const tl_test_certs_t *certs(void) {
     const tl_test_certs_t *c = tl_test_certs();
     if (c == NULL)
@@ -154,7 +148,7 @@ static void connect_refused(hs_server_t *h, tl_tls_context_t *cctx,
 /* ---- SNI ------------------------------------------------------------------ */
 
 static void test_sni_picks_the_certificate_for_the_name(void) {
-    SKIP_WITHOUT_TLS();
+    NEED_TLS();
     const tl_test_certs_t *t = certs();
     tl_tls_context_t *sctx = server_ctx(t->server_cert, t->server_key);
     tl_tls_context_t *other = server_ctx(t->other_cert, t->other_key);
@@ -195,7 +189,7 @@ static void test_sni_picks_the_certificate_for_the_name(void) {
 /* ---- ALPN ----------------------------------------------------------------- */
 
 static void test_alpn_server_picks_its_first_preference(void) {
-    SKIP_WITHOUT_TLS();
+    NEED_TLS();
     const tl_test_certs_t *t = certs();
     const char *sp[] = {"h2", "http/1.1"}, *cp[] = {"http/1.1", "spdy/3", "h2"};
     tl_tls_context_t *sctx = server_ctx(t->server_cert, t->server_key);
@@ -219,7 +213,7 @@ static void test_alpn_server_picks_its_first_preference(void) {
 }
 
 static void test_alpn_without_overlap_fails_the_handshake(void) {
-    SKIP_WITHOUT_TLS();
+    NEED_TLS();
     const tl_test_certs_t *t = certs();
     const char *sp[] = {"h2"}, *cp[] = {"http/1.1"};
     tl_tls_context_t *sctx = server_ctx(t->server_cert, t->server_key);
@@ -239,7 +233,7 @@ static void test_alpn_without_overlap_fails_the_handshake(void) {
 }
 
 static void test_alpn_of_a_server_without_a_list_is_none(void) {
-    SKIP_WITHOUT_TLS();
+    NEED_TLS();
     const tl_test_certs_t *t = certs();
     const char *cp[] = {"h2"};
     tl_tls_context_t *sctx = server_ctx(t->server_cert, t->server_key);
@@ -291,12 +285,12 @@ static void check_resumption(int max_version) {
 }
 
 static void test_second_connection_resumes_the_session_tls13(void) {
-    SKIP_WITHOUT_TLS();
+    NEED_TLS();
     check_resumption(0);
 }
 
 static void test_second_connection_resumes_the_session_tls12(void) {
-    SKIP_WITHOUT_TLS();
+    NEED_TLS();
     check_resumption(TL_TLS_VERSION_1_2);
 }
 
@@ -310,7 +304,7 @@ static int refused(const conn_t *c) {
 }
 
 static void test_client_certificate_required(void) {
-    SKIP_WITHOUT_TLS();
+    NEED_TLS();
     const tl_test_certs_t *t = certs();
     tl_tls_context_t *sctx = server_ctx(t->server_cert, t->server_key);
     CU_ASSERT_EQUAL(tl_tls_context_load_verify_file(sctx, t->ca_cert), 0);
@@ -340,7 +334,7 @@ static void test_client_certificate_required(void) {
 }
 
 static void test_client_certificate_optional(void) {
-    SKIP_WITHOUT_TLS();
+    NEED_TLS();
     const tl_test_certs_t *t = certs();
     tl_tls_context_t *sctx = server_ctx(t->server_cert, t->server_key);
     CU_ASSERT_EQUAL(tl_tls_context_load_verify_file(sctx, t->ca_cert), 0);
@@ -365,7 +359,7 @@ static void test_client_certificate_optional(void) {
 /* ---- versions -------------------------------------------------------------- */
 
 static void test_versions_that_do_not_meet_fail_with_etls(void) {
-    SKIP_WITHOUT_TLS();
+    NEED_TLS();
     const tl_test_certs_t *t = certs();
     tl_tls_context_t *sctx = server_ctx(t->server_cert, t->server_key);
     CU_ASSERT_EQUAL(tl_tls_context_set_versions(sctx, TL_TLS_VERSION_1_3, 0), 0);
@@ -383,7 +377,7 @@ static void test_versions_that_do_not_meet_fail_with_etls(void) {
 }
 
 static void test_rsa_certificate_works(void) {
-    SKIP_WITHOUT_TLS();
+    NEED_TLS();
     const tl_test_certs_t *t = certs();
     tl_tls_context_t *sctx = server_ctx(t->rsa_cert, t->rsa_key);
     tl_tls_context_t *cctx = client_ctx();

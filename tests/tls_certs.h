@@ -31,4 +31,17 @@ const tl_test_certs_t *tl_test_certs(void);
  * caller free()s *data, which is also NUL-terminated). 0 or -errno. */
 int tl_test_read_file(const char *path, char **data, size_t *len);
 
+
+/* A build without TLS (TLS=0): every TLS call is TL_ENOTSUP. A TLS test
+ * starts with NEED_TLS(): there it checks that much and stops. */
+#define NEED_TLS()                                                            \
+    do {                                                                      \
+        if (!tl_tls_available()) {                                            \
+            tl_tls_context_t *nc_ = NULL;                                     \
+            CU_ASSERT_EQUAL(tl_tls_context_new(TL_TLS_CLIENT, &nc_),          \
+                            TL_ENOTSUP);                                      \
+            return;                                                           \
+        }                                                                     \
+    } while (0)
+
 #endif

@@ -35,18 +35,6 @@
 
 extern char **environ;
 
-/* A build without TLS (TLS=0): every TLS call is TL_ENOTSUP; the tests
- * check that much and stop. */
-#define NEED_TLS()                                                            \
-    do {                                                                      \
-        if (!tl_tls_available()) {                                            \
-            tl_tls_context_t *nc_ = NULL;                                     \
-            CU_ASSERT_EQUAL(tl_tls_context_new(TL_TLS_CLIENT, &nc_),          \
-                            TL_ENOTSUP);                                      \
-            return;                                                           \
-        }                                                                     \
-    } while (0)
-
 /* ---- certificates and contexts ------------------------------------------ */
 
 static inline const tl_test_certs_t *certs(void) {
