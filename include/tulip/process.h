@@ -3,12 +3,15 @@
  * loop.subprocess_shell with a SubprocessTransport and a
  * SubprocessProtocol, in C.
  *
- * Spawning is posix_spawn (glibc: clone(CLONE_VM|CLONE_VFORK), so it is
- * cheap and safe beside other threads); every descriptor tulip makes is
- * close-on-exec, and the child's descriptors 3 and up are closed unless
- * close_fds is OFF. A program that cannot be run (TL_ENOENT, TL_EACCES, a
- * bad cwd...) is an error returned by the spawn call itself, never an exit
- * status 127.
+ * Spawning is clone(CLONE_VM|CLONE_VFORK) + exec, as glibc's posix_spawn
+ * does it (cheap, and safe beside other threads: the child runs only
+ * async-signal-safe code with every signal blocked until its handlers are
+ * reset), plus credentials and the child's pidfd from the clone itself;
+ * every descriptor tulip makes is close-on-exec, and the child's
+ * descriptors 3 and up are closed unless close_fds is OFF. A program that
+ * cannot be run (TL_ENOENT, TL_EACCES, a bad cwd, TL_EPERM for a uid change
+ * not permitted...) is an error returned by the spawn call itself, never
+ * an exit status 127.
  *
  * Callbacks of the process protocol, always on the loop's thread, in
  * asyncio's order:
@@ -34,9 +37,10 @@
  * unless the user holds a reference (tl_subprocess_ref). Closing the loop
  * with a child still running does what asyncio's transport close does: the
  * child is killed (SIGKILL), its connection_lost runs with TL_ECLOSED
- * inside tl_loop_close, and the child is reaped without blocking the close
- * (at once if it is already gone, else by a detached thread waiting for it,
- * as asyncio's ThreadedChildWatcher does): no zombie is left behind.
+ * inside tl_loop_close, and the child is reaped by the close (which waits
+ * 100 ms at most, in all, for its killed children to die), or if it is
+ * not dead by then by a detached thread waiting for it, as asyncio's
+ * ThreadedChildWatcher does: no zombie is left behind.
  *
  * All functions: call on the loop's thread (TL_EWRONGTHREAD otherwise);
  * NULL arguments get TL_EINVAL.
@@ -85,6 +89,27 @@ typedef struct tl_subprocess_options {
     int new_session;        /* TL_OPT_ON: setsid() in the child */
     int new_process_group;  /* TL_OPT_ON: the child leads a new group */
     int64_t process_group;  /* > 0: the child joins this process group */
+    /* Credentials of the child, where permitted (root, or CAP_SETGID /
+     * CAP_SETUID): each is applied only when its set_* is TL_OPT_ON, so a
+     * zeroed struct keeps the parent's. In the child, after the standard
+     * streams and cwd, in this order: setgroups(groups[0..ngroups)) (0
+     * groups drops every supplementary group), setgid(gid), setuid(uid).
+     * Note that changing uid alone keeps the parent's supplementary
+     * groups (root's included): set_groups too to drop them. Refused
+     * (TL_EPERM from the spawn call, no child left) when not permitted;
+     * TL_EINVAL for an id outside 0..2^32-2, or groups NULL with
+     * ngroups > 0, or more than 65536 groups. */
+    int set_uid, set_gid, set_groups;
+    int64_t uid, gid;
+    const int64_t *groups;
+    size_t ngroups;
+    /* Descriptors the child keeps at the same numbers (Python's pass_fds):
+     * close-on-exec is cleared on them in the child only, and close_fds
+     * spares them. Each must be open and 3 or above: TL_EBADF / TL_EINVAL
+     * otherwise. The caller keeps them (closing them after the spawn is
+     * the caller's business, as with TL_PROC_FD). */
+    const int *pass_fds;
+    size_t npass_fds;
 } tl_subprocess_options_t;
 
 /* asyncio.SubprocessProtocol; any member may be NULL. size as for
@@ -229,6 +254,29 @@ TL_API int tl_process_communicate(tl_process_t *p, const void *input,
                                   void **err, size_t *errlen);
 /* Free a buffer of tl_process_communicate (NULL is ignored). */
 TL_API void tl_process_free_output(void *buf);
+
+/* What the child wrote, the result of tl_process_communicate_future. */
+typedef struct tl_process_output {
+    void *out;       /* stdout's bytes, NULL with 0 when none or no pipe */
+    size_t outlen;
+    void *err;       /* stderr's */
+    size_t errlen;
+} tl_process_output_t;
+
+/* communicate as a future (usable from callbacks; tl_await it in a task):
+ * the same work as tl_process_communicate, both outputs captured, run by
+ * a task of its own whose future this is (the caller's reference), so it
+ * behaves as any task's: cancelling it stops the communicate (not the
+ * child) and it ends TL_ECANCELLED (dropping the reference alone does not
+ * stop it; a closing loop stops it); TL_ENOMEM when the task gets no
+ * stack; otherwise tl_process_communicate's outcome. The result is a
+ * tl_process_output_t * owned by the future and freed with it; to keep a
+ * buffer past the future, take the pointer and set the field to NULL
+ * (then free it with tl_process_free_output). input must stay valid until
+ * the future is done. The call itself: TL_EINVAL, TL_ENOMEM, TL_ECLOSED
+ * (the process was freed), TL_EWRONGTHREAD. */
+TL_API int tl_process_communicate_future(tl_process_t *p, const void *input,
+                                         size_t len, tl_future_t **out);
 
 /* Release the process: its streams are closed and freed (a read or drain
  * waiting on them fails with TL_ECLOSED, wait futures with TL_ECLOSED),

@@ -38,6 +38,7 @@
 #define READ_MIN ((size_t)64 * 1024)    /* free room for each read */
 
 typedef struct opener opener_t;
+typedef struct comm_job comm_job_t;
 
 struct tl_process {
     tl_loop_t *loop;          /* referenced */
@@ -53,6 +54,7 @@ struct tl_process {
     tl_future_t **waiters;    /* wait futures (references) */
     size_t nwaiters, wcap;
     opener_t *opener;         /* the exec future, until it hands p over */
+    comm_job_t *jobs;         /* communicate futures not started yet */
 };
 
 struct opener {
@@ -64,9 +66,12 @@ static int check(const tl_process_t *p) {
     return p ? tl__loop_check(p->loop) : TL_EINVAL;
 }
 
+static void drop_jobs(tl_process_t *p);
+
 static void proc_unref(tl_process_t *p) {
     if (--p->refs > 0)
         return;
+    drop_jobs(p);
     if (p->sp)
         tl_subprocess_unref(p->sp);
     tl__free(p->waiters);
@@ -582,14 +587,18 @@ int tl_process_communicate(tl_process_t *p, const void *input, size_t len,
     if (rc == 0)
         rc = tl_process_wait(p, NULL);
 
+    /* What is still pending is cancelled; what failed meanwhile (the
+     * streams closed under us) is dropped: rc already says why we stop. */
     if (drain) {
         tl_future_cancel(drain, NULL);
+        tl_future_error(drain);
         tl_future_unref(drain);
     }
     for (int j = 0; j < 2; j++) {
         if (rd[j].f) {
             /* A cancelled read writes no more into the buffer. */
             tl_future_cancel(rd[j].f, NULL);
+            tl_future_error(rd[j].f);
             tl_future_unref(rd[j].f);
         }
     }
@@ -602,4 +611,102 @@ int tl_process_communicate(tl_process_t *p, const void *input, size_t len,
     }
     proc_unref(p);
     return rc;
+}
+
+/* ---- communicate as a future -------------------------------------------- */
+
+/*
+ * tl_process_communicate run by a task of its own, whose future is the
+ * caller's: cancelling it, a stack it cannot get, a closing loop all give
+ * that future the task's outcome, as for any task. The job (the task's
+ * argument) waits on the process's list until the body starts and takes
+ * it, with a reference on the process; a task that never starts leaves
+ * its job on the list, and the process's last reference cancels such
+ * tasks (one not started never runs once cancelled) and frees the jobs.
+ */
+struct comm_job {
+    comm_job_t *next;
+    tl_process_t *p;     /* the process whose list holds the job */
+    tl_task_t *task;     /* referenced */
+    const void *input;
+    size_t len;
+};
+
+static void job_free(comm_job_t *j) {
+    tl_task_unref(j->task);
+    tl__free(j);
+}
+
+static void unlink_job(comm_job_t *j) {
+    for (comm_job_t **q = &j->p->jobs; *q; q = &(*q)->next)
+        if (*q == j) {
+            *q = j->next;
+            break;
+        }
+}
+
+static void drop_jobs(tl_process_t *p) {
+    while (p->jobs) {
+        comm_job_t *j = p->jobs;
+        p->jobs = j->next;
+        tl_task_cancel(j->task, NULL);
+        job_free(j);
+    }
+}
+
+static void output_free(void *v) {
+    tl_process_output_t *o = v;
+    tl__free(o->out);
+    tl__free(o->err);
+    tl__free(o);
+}
+
+static int comm_main(void *arg, void **result) {
+    comm_job_t *j = arg;
+    tl_process_t *p = j->p;
+    unlink_job(j);
+    p->refs++;
+    tl_process_output_t *o = tl__calloc(1, sizeof(*o));
+    int rc = o ? tl_process_communicate(p, j->input, j->len, &o->out,
+                                        &o->outlen, &o->err, &o->errlen)
+               : TL_ENOMEM;
+    job_free(j);
+    proc_unref(p);
+    if (rc) {
+        if (o)
+            output_free(o);
+        return rc;
+    }
+    *result = o;
+    return 0;
+}
+
+int tl_process_communicate_future(tl_process_t *p, const void *input,
+                                  size_t len, tl_future_t **out) {
+    int rc = check(p);
+    if (rc)
+        return rc;
+    if ((input == NULL && len) || out == NULL)
+        return TL_EINVAL;
+    if (p->released)
+        return TL_ECLOSED;
+    comm_job_t *j = tl__calloc(1, sizeof(*j));
+    if (j == NULL)
+        return TL_ENOMEM;
+    j->p = p;
+    j->input = input;
+    j->len = len;
+    tl_task_options_t to = {.size = sizeof(to), .name = "communicate",
+                            .result_destructor = output_free};
+    tl_task_t *t;
+    if ((rc = tl_task_spawn(p->loop, comm_main, j, &to, &t)) != 0) {
+        tl__free(j);
+        return rc;
+    }
+    tl_task_ref(t); /* the job's; the caller has the first */
+    j->task = t;
+    j->next = p->jobs;
+    p->jobs = j;
+    *out = tl_task_future(t);
+    return 0;
 }

@@ -41,21 +41,28 @@ struct tl_subprocess {
 
 /* ---- spawn.c ---------------------------------------------------------- */
 
-/* Spawn with posix_spawn. opts is complete (copied, validated). On success
- * *pid and, for each TL_PROC_PIPE stream i, parent_fds[i] (the parent's
- * end, close-on-exec; -1 for the others). On failure nothing is open and
- * no child runs. */
+/* Spawn (clone(CLONE_VM|CLONE_VFORK) + exec). opts is complete (copied,
+ * validated). On success *pid, *pidfd (the child's pidfd, close-on-exec,
+ * when want_pidfd and the kernel gives one from the clone; else -1) and,
+ * for each TL_PROC_PIPE stream i, parent_fds[i] (the parent's end,
+ * close-on-exec; -1 for the others). On failure (the child's own errno
+ * included) nothing is open and no child is left. */
 int tl__spawn(const char *const *argv, const tl_subprocess_options_t *opts,
-              int parent_fds[3], int64_t *pid);
+              int want_pidfd, int parent_fds[3], int64_t *pid, int *pidfd);
 
 /* ---- watch.c ---------------------------------------------------------- */
 
 /* The loop's record (made on first use) and its watcher set up for one
  * more child: call before spawning, so no SIGCHLD can be missed. */
 int tl__proc_watch_prepare(tl_loop_t *loop, tl__proc_loop_t **out);
-/* Start watching p->pid (after the spawn). 0, or an error: p is then not
- * watched and the caller reaps the child. */
-int tl__proc_watch_start(tl__proc_loop_t *rec, tl_subprocess_t *p);
+/* Whether the loop watches its children with pidfds (then the spawn
+ * should ask the clone for one). */
+int tl__proc_watch_wants_pidfd(const tl__proc_loop_t *rec);
+/* Start watching p->pid (after the spawn); pidfd is the child's from the
+ * clone (taken: closed on failure) or -1 (then one is opened when the
+ * loop uses pidfds). 0, or an error: p is then not watched and the caller
+ * reaps the child. */
+int tl__proc_watch_start(tl__proc_loop_t *rec, tl_subprocess_t *p, int pidfd);
 /* No child left: drop the SIGCHLD handler (after a failed spawn). */
 void tl__proc_watch_idle(tl__proc_loop_t *rec);
 /* Stop watching (p unlinked, its pidfd closed). */

@@ -19,6 +19,7 @@
  * on without user callbacks (failed) until their connection_lost ran.
  */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
@@ -192,6 +193,25 @@ static int check_options(const tl_subprocess_options_t *o) {
     }
     if (o->process_group < 0 || o->process_group > INT32_MAX)
         return TL_EINVAL;
+    /* (uid_t)-1 means "unchanged" to the kernel: not a valid id here */
+    if ((o->set_uid == TL_OPT_ON && (o->uid < 0 || o->uid >= UINT32_MAX)) ||
+        (o->set_gid == TL_OPT_ON && (o->gid < 0 || o->gid >= UINT32_MAX)))
+        return TL_EINVAL;
+    if ((o->pass_fds == NULL && o->npass_fds > 0) || o->npass_fds > 65536)
+        return TL_EINVAL;
+    for (size_t i = 0; i < o->npass_fds; i++) {
+        if (o->pass_fds[i] < 3)
+            return o->pass_fds[i] < 0 ? TL_EBADF : TL_EINVAL;
+        if (fcntl(o->pass_fds[i], F_GETFD) < 0)
+            return TL_EBADF;
+    }
+    if (o->set_groups == TL_OPT_ON) {
+        if ((o->groups == NULL && o->ngroups > 0) || o->ngroups > 65536)
+            return TL_EINVAL;
+        for (size_t i = 0; i < o->ngroups; i++)
+            if (o->groups[i] < 0 || o->groups[i] >= UINT32_MAX)
+                return TL_EINVAL;
+    }
     int groups = (o->new_session == TL_OPT_ON) +
                  (o->new_process_group == TL_OPT_ON) + (o->process_group > 0);
     return groups > 1 ? TL_EINVAL : 0;
@@ -230,8 +250,9 @@ int tl_subprocess_exec(tl_loop_t *loop, const char *const *argv,
         goto fail_early;
     if ((rc = tl__proc_watch_prepare(loop, &rec)) != 0)
         goto fail_early;
-    int fds[3];
-    if ((rc = tl__spawn(argv, &o, fds, &p->pid)) != 0) {
+    int fds[3], pidfd = -1;
+    if ((rc = tl__spawn(argv, &o, tl__proc_watch_wants_pidfd(rec), fds,
+                        &p->pid, &pidfd)) != 0) {
         tl__proc_watch_idle(rec);
         goto fail_early;
     }
@@ -240,7 +261,7 @@ int tl_subprocess_exec(tl_loop_t *loop, const char *const *argv,
     p->rec = rec;
 
     /* The child runs: from here a failure kills it. */
-    if ((rc = tl__proc_watch_start(rec, p)) != 0)
+    if ((rc = tl__proc_watch_start(rec, p, pidfd)) != 0)
         goto fail_late;
     for (int i = 0; i < 3; i++) {
         if (fds[i] < 0)

@@ -17,19 +17,23 @@
  * A child reaped by someone else (waitpid(-1) elsewhere, SIGCHLD ignored)
  * gets returncode 255, as asyncio does.
  *
- * Loop close with children still running: killed (SIGKILL, asyncio's
- * transport close), reaped at once when already gone, else by a detached
- * thread blocked in waitpid (asyncio's ThreadedChildWatcher), so the
- * close never blocks and no zombie stays.
+ * Loop close with children still running: all killed (SIGKILL, asyncio's
+ * transport close), then reaped by the close itself, which waits for them
+ * 100 ms at most in all (killed children die within microseconds); one
+ * that is not dead by then (asleep in the kernel) is reaped by a detached
+ * thread blocked in waitpid (asyncio's ThreadedChildWatcher), so the close
+ * never blocks for long and no zombie stays.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../core/alloc.h"
@@ -144,18 +148,43 @@ static void *reaper(void *arg) {
     return NULL;
 }
 
-/* The loop is closing: p's child is killed and reaped (maybe later). */
-static void abandon(tl_subprocess_t *p) {
-    int status = 0;
+static int64_t mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void kill_child(tl_subprocess_t *p) {
     if (p->pidfd >= 0)
         syscall(SYS_pidfd_send_signal, p->pidfd, SIGKILL, NULL, 0);
     else
         kill((pid_t)p->pid, SIGKILL);
+}
+
+/* The loop is closing and p's child was sent SIGKILL: reap it, waiting
+ * for its death until `deadline` at most (a killed child is gone within
+ * microseconds unless it sleeps in the kernel), through its pidfd when it
+ * has one. One that outlives the deadline is left to a detached thread. */
+static void abandon(tl_subprocess_t *p, int64_t deadline) {
+    int status = 0;
+    pid_t r;
+    for (;;) {
+        r = waitpid((pid_t)p->pid, &status, WNOHANG);
+        int64_t left = deadline - mono_ns();
+        if (r != 0 || left <= 0)
+            break;
+        if (p->pidfd >= 0) {
+            struct pollfd pfd = {p->pidfd, POLLIN, 0};
+            poll(&pfd, 1, (int)(left / 1000000) + 1);
+        } else {
+            struct timespec ts = {0, 200000}; /* 0.2 ms */
+            nanosleep(&ts, NULL);
+        }
+    }
     if (p->pidfd >= 0) {
         close(p->pidfd); /* the closing loop drops its watcher itself */
         p->pidfd = -1;
     }
-    pid_t r = waitpid((pid_t)p->pid, &status, WNOHANG);
     if (r == (pid_t)p->pid) {
         p->exited = 1;
         p->returncode = status_code(status);
@@ -176,13 +205,20 @@ static void abandon(tl_subprocess_t *p) {
         reaper((void *)(intptr_t)p->pid); /* killed: a short wait */
 }
 
+/* How long a closing loop waits for its killed children, in all. */
+#define CLOSE_REAP_NS (100 * 1000000LL)
+
 static void rec_close(tl_loop_t *loop, void *data) {
     (void)loop;
     tl__proc_loop_t *rec = data;
+    /* Kill them all first, so they die while we wait for the first. */
+    for (tl_subprocess_t *p = rec->head; p; p = p->next)
+        kill_child(p);
+    int64_t deadline = mono_ns() + CLOSE_REAP_NS;
     while (rec->head) {
         tl_subprocess_t *p = rec->head;
         unlink_p(p);
-        abandon(p);
+        abandon(p, deadline);
         tl__proc_loop_closed(p);
     }
     tl__free(rec);
@@ -228,9 +264,17 @@ static void idle(tl__proc_loop_t *rec) {
 
 void tl__proc_watch_idle(tl__proc_loop_t *rec) { idle(rec); }
 
-int tl__proc_watch_start(tl__proc_loop_t *rec, tl_subprocess_t *p) {
+int tl__proc_watch_wants_pidfd(const tl__proc_loop_t *rec) {
+    return !rec->use_sigchld;
+}
+
+int tl__proc_watch_start(tl__proc_loop_t *rec, tl_subprocess_t *p, int pidfd) {
+    if (rec->use_sigchld && pidfd >= 0) {
+        close(pidfd);
+        pidfd = -1;
+    }
     if (!rec->use_sigchld) {
-        int fd = pidfd_open_(p->pid);
+        int fd = pidfd >= 0 ? pidfd : pidfd_open_(p->pid);
         if (fd < 0)
             return tl_translate_sys_error(errno);
         int rc = tl_loop_add_reader(rec->loop, fd, on_pidfd, p);

@@ -585,6 +585,8 @@ static void resolved(tl_future_t *gai, void *ctx) {
         if (!dup)
             addrs[n++] = ai->addr;
     }
+    if (rc == 0 && n == 0)
+        rc = TL_EAI_NODATA; /* answers, but none for a stream socket */
     tl_server_t *srv = NULL;
     if (rc == 0)
         rc = create_addrs(r->loop, r->factory, r->factory_ctx, addrs, n,

@@ -93,5 +93,6 @@ int demo_cancel(tl_loop_t *loop);
 int demo_network(tl_loop_t *loop);
 int demo_udp(tl_loop_t *loop);
 int demo_tls(tl_loop_t *loop);
+int demo_processes(tl_loop_t *loop);
 
 #endif /* TULIP_DEMO_H */

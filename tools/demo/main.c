@@ -97,6 +97,8 @@ static const struct {
     {"UDP: datagram endpoints answer each other on loopback", demo_udp},
     {"TLS: a server and client tasks on one loop, certificates checked",
      demo_tls},
+    {"Subprocesses: a pipeline of programs and a conversation with a child",
+     demo_processes},
 };
 enum { NPARTS = sizeof(parts) / sizeof(parts[0]) };
 
