@@ -11,7 +11,11 @@
  * connection_made ran) is kept in e->kept for the next round, and read
  * first. The BIO's write is tl_transport_write on the lower transport:
  * ciphertext goes to the network at once, and only what the kernel does
- * not take is buffered (by the lower transport).
+ * not take is buffered (by the lower transport). A write of several
+ * records gathers them first (e->obuf, up to TLS_BATCH_RECORDS): one
+ * send for four records costs one copy of the ciphertext and saves three
+ * system calls. Reading decrypts as many records as are at hand (up to
+ * TLS_READ_MAX) into one data_received.
  *
  * Re-entrancy. No application callback runs inside an SSL call (e->in_ssl):
  * the lower transport's pause_writing, which can come from inside SSL_write
@@ -82,6 +86,8 @@ static void cancel_all(tls_t *e) {
     cancel_handle(e, &e->hs_timer);
     cancel_handle(e, &e->shut_timer);
     cancel_handle(e, &e->resume_h);
+    cancel_handle(e, &e->sf_h);
+    cancel_handle(e, &e->idle_timer);
 }
 
 /* ---- the handshake's end ------------------------------------------------ */
@@ -178,9 +184,22 @@ static void got_close_notify(tls_t *e) {
         tl_transport_close(t);
 }
 
-/* Decrypt and deliver while the application reads. 1 when SSL wants more
- * ciphertext (everything readable was read), else 0. */
-static int read_app(tls_t *e) {
+/* Plaintext bytes that one data_received may get: what SSL holds
+ * decrypted plus the ciphertext at hand (a record's plaintext is never
+ * longer than the record), at least one record (SSL may hold the start of
+ * one from an earlier slice), at most TLS_READ_MAX. */
+static size_t read_size(const tls_t *e) {
+    size_t n = (size_t)SSL_pending(e->ssl) + e->in_len + e->kept_len;
+    if (n < TLS_RECORD)
+        n = TLS_RECORD; /* SSL may hold the start of a record */
+    return n < TLS_READ_MAX ? n : TLS_READ_MAX;
+}
+
+/* Decrypt and deliver while the application reads: as many records as
+ * fit per data_received (up to TLS_READ_MAX), so a burst costs the
+ * application as few calls as it would over plain TCP. 1 when SSL wants
+ * more ciphertext (everything readable was read), else 0. */
+static int read_records(tls_t *e) {
     tl_transport_t *t = &e->base;
     while (e->state == TLS_ST_OPEN && t->reading && !t->closing) {
         unsigned char *buf;
@@ -189,8 +208,7 @@ static int read_app(tls_t *e) {
         if (buffered) {
             void *b = NULL;
             size_t n = 0;
-            size_t hint = (size_t)SSL_pending(e->ssl);
-            int rc = t->proto.get_buffer(t, hint ? hint : TLS_RECORD, &b, &n,
+            int rc = t->proto.get_buffer(t, read_size(e), &b, &n,
                                          t->proto_ctx);
             if (rc < 0 || b == NULL || n == 0) {
                 tl__tls_fatal(e, rc < 0 ? rc : TL_ENOBUFS);
@@ -201,12 +219,23 @@ static int read_app(tls_t *e) {
             buf = b;
             cap = n;
         } else {
-            if (e->rbuf == NULL && (e->rbuf = tl__malloc(TLS_RECORD)) == NULL) {
-                tl__tls_fatal(e, TL_ENOMEM);
-                return 0;
+            /* An idle connection holds no plaintext buffer (see
+             * tls_engine.h); a burst grows it to TLS_READ_MAX at most. */
+            size_t want = read_size(e);
+            if (e->rbuf == NULL || e->rcap < want) {
+                unsigned char *nb = tl__realloc(e->rbuf, want);
+                if (nb == NULL) {
+                    if (e->rbuf == NULL) {
+                        tl__tls_fatal(e, TL_ENOMEM);
+                        return 0;
+                    }
+                } else {
+                    e->rbuf = nb;
+                    e->rcap = want;
+                }
             }
             buf = e->rbuf;
-            cap = TLS_RECORD;
+            cap = e->rcap;
         }
         size_t got = 0;
         int status = 0; /* 0 buffer full, 1 wants more, 2 close_notify, <0 */
@@ -251,6 +280,46 @@ static int read_app(tls_t *e) {
         }
     }
     return 0;
+}
+
+static int read_app(tls_t *e) {
+    int drained = read_records(e);
+    if (e->rbuf && e->rcap <= TLS_RECORD) {
+        tl__free(e->rbuf); /* small: not worth keeping */
+        e->rbuf = NULL;
+        e->rcap = 0;
+    } else if (e->rbuf) {
+        tl__tls_bufs_used(e);
+    }
+    return drained;
+}
+
+static void idle_cb(void *ctx) {
+    tls_t *e = ctx;
+    e->idle_timer = 0;
+    if (e->bufs_used && e->state == TLS_ST_OPEN && !e->base.lost) {
+        tl__tls_bufs_used(e); /* still flowing: look again later */
+        return;
+    }
+    tl__free(e->rbuf);
+    e->rbuf = NULL;
+    e->rcap = 0;
+    tl__free(e->obuf);
+    e->obuf = NULL;
+    e->ocap = e->olen = 0;
+}
+
+void tl__tls_bufs_used(tls_t *e) {
+    if (e->idle_timer) {
+        e->bufs_used = 1;
+        return;
+    }
+    e->bufs_used = 0;
+    if (e->state == TLS_ST_OPEN && !e->base.lost &&
+        tl_loop_call_later(e->loop, TLS_IDLE_NS, idle_cb, e,
+                           &e->idle_timer) == 0)
+        return;
+    idle_cb(e); /* no timer: free them now */
 }
 
 /* The lower transport's peer closed without close_notify (everything
@@ -457,12 +526,37 @@ static int bio_read(BIO *b, char *out, int len) {
     return (int)got;
 }
 
+/* Hand the gathered records to the lower transport (inside an SSL call,
+ * or marked as one: its pause_writing only marks). */
+int tl__tls_flush_batch(tls_t *e) {
+    if (e->olen == 0)
+        return 0;
+    unsigned was = e->in_ssl;
+    e->in_ssl = 1;
+    int rc = tl_transport_write(e->lower, e->obuf, e->olen);
+    e->in_ssl = was;
+    e->olen = 0;
+    return rc;
+}
+
 static int bio_write(BIO *b, const char *in, int len) {
     tls_t *e = BIO_get_data(b);
     BIO_clear_retry_flags(b);
     if (len <= 0)
         return 0;
-    int rc = tl_transport_write(e->lower, in, (size_t)len);
+    int rc = 0;
+    if (e->batching) { /* encrypt is gathering records */
+        size_t n = (size_t)len;
+        if (e->olen + n > e->ocap)
+            rc = tl__tls_flush_batch(e);
+        if (rc == 0 && n <= e->ocap) {
+            memcpy(e->obuf + e->olen, in, n);
+            e->olen += n;
+            return len;
+        }
+    }
+    if (rc == 0)
+        rc = tl_transport_write(e->lower, in, (size_t)len);
     if (rc) {
         e->bio_err = rc;
         return -1;
@@ -534,6 +628,8 @@ static void engine_free(tls_t *e) {
     tl__free(e->kept);
     tl__free(e->rbuf);
     tl__free(e->wq);
+    tl__free(e->obuf);
+    tl__tls_sf_free(e);
     tl__free(e);
 }
 
@@ -546,7 +642,9 @@ void tl__tls_destroy(tls_t *e) {
     tl__free(e->kept);
     tl__free(e->rbuf);
     tl__free(e->wq);
-    e->kept = e->rbuf = e->wq = NULL;
+    tl__free(e->obuf);
+    e->kept = e->rbuf = e->wq = e->obuf = NULL;
+    tl__tls_sf_free(e);
 }
 
 /* ---- wrapping ---------------------------------------------------------- */

@@ -6,20 +6,33 @@
  * Writing. With nothing queued and the lower transport not paused, a
  * write is encrypted at once, one 16 KiB record per SSL_write, straight
  * from the caller's buffer; the records go through the BIO to the lower
- * transport's write, which sends what the network takes and buffers the
- * rest. Once the lower transport pauses (its pause_writing: its protocol
+ * transport's write (gathered, up to TLS_BATCH_RECORDS per write), which
+ * sends what the network takes and buffers the rest. A chain of small
+ * pieces (writev) is joined into one record first. Once the lower transport pauses (its pause_writing: its protocol
  * is the engine), the rest of the plaintext is copied into a queue that
  * its resume_writing flushes. buffered = the queue + the lower transport's
  * buffer; the lower transport's water marks are kept equal to ours, so
  * its pause/resume come exactly when our count crosses ours.
+ *
+ * sendfile has no zero-copy path through TLS: the file is read with
+ * pread a piece at a time (64 KiB) and each piece written as above, a
+ * step of a few pieces per loop iteration while the lower transport is
+ * not paused; writes made meanwhile wait behind the file, and a close
+ * waits for it (as over TCP). One sendfile at a time (TL_EBUSY).
  *
  * Closing sends the queue, then close_notify, then closes the lower
  * transport (it flushes first); the shutdown timer aborts it if that takes
  * too long (TL_ETIMEDOUT). connection_lost comes when the lower transport's
  * did (tls.c).
  */
+#define _POSIX_C_SOURCE 200809L /* pread */
+#include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -30,33 +43,75 @@
 
 /* ---- the plaintext queue ------------------------------------------------ */
 
+static void sf_finish(tls_t *e, int status, int dropping);
+
 void tl__tls_drop_queue(tls_t *e) {
     e->wq_off = e->wq_len = 0;
+    if (e->sf)
+        sf_finish(e, e->err ? e->err : TL_ECLOSED, 1);
 }
 
-static int queue_append(tls_t *e, const unsigned char *p, size_t len) {
-    if (e->wq_off && e->wq_off + e->wq_len + len > e->wq_cap) {
-        memmove(e->wq, e->wq + e->wq_off, e->wq_len);
-        e->wq_off = 0;
+/* Append p[0..len) to the growable buffer *buf (*off: where its bytes
+ * start, *len_io: how many, *cap). */
+static int buf_append(unsigned char **buf, size_t *off, size_t *len_io,
+                      size_t *cap_io, const unsigned char *p, size_t len) {
+    if (*off && *off + *len_io + len > *cap_io) {
+        memmove(*buf, *buf + *off, *len_io);
+        *off = 0;
     }
-    size_t need = e->wq_len + len;
+    size_t need = *len_io + len;
     if (need < len)
         return TL_ENOMEM;
-    if (need > e->wq_cap) {
-        size_t cap = e->wq_cap ? e->wq_cap : TLS_RECORD;
+    if (need > *cap_io) {
+        size_t cap = *cap_io ? *cap_io : TLS_RECORD;
         while (cap < need && cap <= SIZE_MAX / 2)
             cap *= 2;
         if (cap < need)
             cap = need;
-        unsigned char *q = tl__realloc(e->wq, cap);
+        unsigned char *q = tl__realloc(*buf, cap);
         if (q == NULL)
             return TL_ENOMEM;
-        e->wq = q;
-        e->wq_cap = cap;
+        *buf = q;
+        *cap_io = cap;
     }
-    memcpy(e->wq + e->wq_off + e->wq_len, p, len);
-    e->wq_len += len;
+    memcpy(*buf + *off + *len_io, p, len);
+    *len_io += len;
     return 0;
+}
+
+static int queue_append(tls_t *e, const unsigned char *p, size_t len) {
+    if (e->sf) { /* behind the file */
+        size_t zero = 0;
+        return buf_append(&e->sf->after, &zero, &e->sf->after_len,
+                          &e->sf->after_cap, p, len);
+    }
+    return buf_append(&e->wq, &e->wq_off, &e->wq_len, &e->wq_cap, p, len);
+}
+
+/* Gather the records of a write of len bytes (more than one record) into
+ * e->obuf, so they reach the lower transport in one write per
+ * TLS_BATCH_RECORDS records. Without memory: one write per record, as
+ * for a single record. */
+static void batch_begin(tls_t *e, size_t len) {
+    e->olen = 0;
+    if (len <= TLS_RECORD)
+        return;
+    if (e->obuf == NULL) {
+        size_t cap = TLS_BATCH_RECORDS *
+                     (TLS_RECORD + SSL_max_seal_overhead(e->ssl));
+        if ((e->obuf = tl__malloc(cap)) == NULL)
+            return;
+        e->ocap = cap;
+    }
+    e->batching = 1;
+}
+
+static void batch_end(tls_t *e) {
+    if (!e->batching)
+        return;
+    e->batching = 0;
+    e->olen = 0;
+    tl__tls_bufs_used(e); /* obuf stays while writes flow */
 }
 
 /* Encrypt p[0..len) record by record into the lower transport, stopping
@@ -65,24 +120,42 @@ static int queue_append(tls_t *e, const unsigned char *p, size_t len) {
 static size_t encrypt(tls_t *e, const unsigned char *p, size_t len,
                       int force) {
     size_t taken = 0;
+    int rc = 0;
+    batch_begin(e, len);
+    size_t rec = e->batching ? TLS_RECORD + SSL_max_seal_overhead(e->ssl) : 0;
     while (taken < len) {
-        if (e->lower_lost || e->lower->closing || e->base.lost)
+        if (e->lower_lost || e->lower->closing || e->base.lost) {
+            batch_end(e);
             return len; /* the connection is ending: dropped */
-        if (!force && e->lower->write_paused)
+        }
+        /* The lower transport hears of the gathered records only here:
+         * its pause state is up to date once they were written. */
+        if (e->olen && e->olen + rec > e->ocap &&
+            (rc = tl__tls_flush_batch(e)) != 0)
+            break;
+        if (!force && e->olen == 0 && e->lower->write_paused)
             break;
         size_t n = len - taken < TLS_RECORD ? len - taken : TLS_RECORD;
         e->in_ssl = 1;
         int r = SSL_write(e->ssl, p + taken, (int)n);
         e->in_ssl = 0;
         if (r <= 0) {
-            int rc = tl__tls_ssl_error(e, r, SSL_get_error(e->ssl, r));
-            tl__tls_fatal(e, rc);
-            return len;
+            rc = tl__tls_ssl_error(e, r, SSL_get_error(e->ssl, r));
+            break;
         }
         taken += (size_t)r;
     }
+    if (rc == 0)
+        rc = tl__tls_flush_batch(e);
+    batch_end(e);
+    if (rc) {
+        tl__tls_fatal(e, rc);
+        return len;
+    }
     return taken;
 }
+
+static void sf_step_cb(void *ctx);
 
 void tl__tls_settle(tls_t *e) {
     tl_transport_t *t = &e->base, *lower = e->lower;
@@ -102,7 +175,13 @@ void tl__tls_settle(tls_t *e) {
     }
     if (t->lost)
         return;
-    t->buffered = e->wq_len + lower->buffered;
+    if (e->sf && e->wq_len == 0 && !lower->write_paused && e->sf_h == 0 &&
+        tl_loop_call_soon(e->loop, sf_step_cb, e, &e->sf_h) != 0)
+        sf_finish(e, TL_ENOMEM, 0); /* (settles again) */
+    if (t->lost)
+        return;
+    t->buffered = e->wq_len + lower->buffered +
+                  (e->sf ? e->sf->after_len : 0);
     tl__transport_buffer_changed(t);
     /* Paused with the queue empty: the rest is the lower transport's, which
      * may sit under its high mark and so would never say when it drained.
@@ -115,16 +194,41 @@ void tl__tls_settle(tls_t *e) {
 
 /* ---- the transport's methods -------------------------------------------- */
 
+/* A chain this long or shorter is joined into one buffer first. */
+enum { TLS_JOIN_MAX = 2 * TLS_RECORD };
+
 static int tls_write(tl_transport_t *t, const tl_iovec_t *iov, size_t n,
                      void *take, tl_destructor_t take_free) {
     tls_t *e = (tls_t *)t;
     int rc = 0;
     size_t taken = 0; /* of all the iovecs */
     ERR_clear_error();
+    /* Pieces of a chain small enough for one batch are joined first: one
+     * record (and one lower write) for many small pieces. */
+    tl_iovec_t one;
+    unsigned char *joined = NULL;
+    if (n > 1) {
+        size_t total = 0;
+        for (size_t i = 0; i < n && total <= TLS_JOIN_MAX; i++)
+            total += iov[i].len;
+        if (total <= TLS_JOIN_MAX &&
+            (joined = tl__malloc(total ? total : 1)) != NULL) {
+            size_t off = 0;
+            for (size_t i = 0; i < n; i++) {
+                if (iov[i].len)
+                    memcpy(joined + off, iov[i].base, iov[i].len);
+                off += iov[i].len;
+            }
+            one.base = joined;
+            one.len = total;
+            iov = &one;
+            n = 1;
+        }
+    }
     for (size_t i = 0; i < n && !t->closing; i++) {
         const unsigned char *p = iov[i].base;
         size_t len = iov[i].len, k = 0;
-        if (e->wq_len == 0 && !e->in_ssl)
+        if (e->wq_len == 0 && e->sf == NULL && !e->in_ssl)
             k = encrypt(e, p, len, 0);
         taken += k;
         if (k < len && !t->closing) {
@@ -138,10 +242,178 @@ static int tls_write(tl_transport_t *t, const tl_iovec_t *iov, size_t n,
             taken += len - k;
         }
     }
+    tl__free(joined);
     if (take_free)
         take_free(take);
     tl__tls_settle(e);
     return rc;
+}
+
+/* ---- sendfile: read pieces of the file and write them ------------------- */
+
+/* Pieces read per step (each up to TLS_BATCH_RECORDS records) before the
+ * loop runs other callbacks. */
+enum { SF_PIECES_PER_STEP = 8 };
+
+void tl__tls_sf_free(tls_t *e) {
+    tl__tls_sf_t *sf = e->sf;
+    if (sf == NULL)
+        return;
+    e->sf = NULL;
+    if (sf->fut) { /* (sf_finish normally ran: this is a safety net) */
+        tl__future_complete(sf->fut, TL__FUT_ERROR, NULL, NULL, TL_ECLOSED,
+                            NULL);
+        tl_future_unref(sf->fut);
+    }
+    tl__free(sf->buf);
+    tl__free(sf->after);
+    tl__free(sf);
+}
+
+static int do_close(tls_t *e);
+
+/* The sendfile is over: complete its future (the bytes sent, or status),
+ * then (unless dropping: the connection is ending) let the writes made
+ * meanwhile follow, and a close that waited for it. */
+static void sf_finish(tls_t *e, int status, int dropping) {
+    tl__tls_sf_t *sf = e->sf;
+    if (sf == NULL)
+        return;
+    if (e->sf_h) {
+        tl_handle_cancel(e->loop, e->sf_h);
+        e->sf_h = 0;
+    }
+    e->sf = NULL;
+    /* (Done already: the caller cancelled it. The internal call works on
+     * a closing loop too, whose teardown ends the sendfile.) */
+    if (status)
+        tl__future_complete(sf->fut, TL__FUT_ERROR, NULL, NULL, status, NULL);
+    else
+        tl__future_complete(sf->fut, TL__FUT_RESULT,
+                            (void *)(uintptr_t)sf->sent, NULL, 0, NULL);
+    tl_future_unref(sf->fut);
+    sf->fut = NULL;
+    int ok = !dropping && e->state == TLS_ST_OPEN && !e->lower_lost &&
+             !e->lower->closing;
+    int rc = 0;
+    if (ok && sf->after_len) {
+        if (e->wq_len == 0) { /* hand the buffer over */
+            tl__free(e->wq);
+            e->wq = sf->after;
+            e->wq_off = 0;
+            e->wq_len = sf->after_len;
+            e->wq_cap = sf->after_cap;
+            sf->after = NULL;
+        } else {
+            rc = buf_append(&e->wq, &e->wq_off, &e->wq_len, &e->wq_cap,
+                            sf->after, sf->after_len);
+        }
+    }
+    tl__free(sf->buf);
+    tl__free(sf->after);
+    tl__free(sf);
+    if (!ok)
+        return;
+    if (rc) {
+        tl__tls_fatal(e, rc); /* the byte stream is broken */
+        return;
+    }
+    if (e->close_after_sf) {
+        e->close_after_sf = 0;
+        do_close(e);
+        return;
+    }
+    if (!e->in_ssl)
+        tl__tls_settle(e);
+}
+/* Read and encrypt pieces while the lower transport takes them (the
+ * queue of earlier writes is empty), up to SF_PIECES_PER_STEP; the next
+ * step is scheduled by tl__tls_settle (at once, or when the lower
+ * transport resumes). */
+static void sf_step_cb(void *ctx) {
+    tls_t *e = ctx;
+    e->sf_h = 0;
+    for (int i = 0; i < SF_PIECES_PER_STEP; i++) {
+        tl__tls_sf_t *sf = e->sf;
+        if (sf == NULL || e->state != TLS_ST_OPEN || e->lower_lost ||
+            e->lower->closing || e->wq_len || e->lower->write_paused)
+            break;
+        if (tl_future_done(sf->fut)) { /* cancelled: stop here */
+            sf_finish(e, 0, 0);
+            return;
+        }
+        if (sf->pos == sf->end) {
+            if (sf->left == 0) {
+                sf_finish(e, 0, 0);
+                return;
+            }
+            if (sf->buf == NULL) {
+                size_t cap = (size_t)TLS_RECORD * TLS_BATCH_RECORDS;
+                sf->cap = sf->left < cap ? sf->left : cap;
+                if ((sf->buf = tl__malloc(sf->cap)) == NULL) {
+                    sf_finish(e, TL_ENOMEM, 0);
+                    return;
+                }
+            }
+            size_t want = sf->left < sf->cap ? sf->left : sf->cap;
+            ssize_t r;
+            do
+                r = pread(sf->fd, sf->buf, want, (off_t)sf->off);
+            while (r < 0 && errno == EINTR);
+            if (r <= 0) {
+                /* A read error ends the sendfile, not the connection; an
+                 * early end of file ends it with what was sent. */
+                sf_finish(e, r < 0 ? tl_translate_sys_error(errno) : 0, 0);
+                return;
+            }
+            sf->pos = 0;
+            sf->end = (size_t)r;
+            sf->off += r;
+            sf->left -= (size_t)r;
+        }
+        ERR_clear_error();
+        size_t k = encrypt(e, sf->buf + sf->pos, sf->end - sf->pos, 0);
+        if (e->sf != sf)
+            return; /* the connection failed inside (sf was dropped) */
+        sf->pos += k;
+        sf->sent += k;
+    }
+    tl__tls_settle(e); /* the next step, if there is more */
+}
+
+static int tls_sendfile(tl_transport_t *t, tl_fd_t fd, int64_t offset,
+                        size_t count, tl_future_t **out) {
+    tls_t *e = (tls_t *)t;
+    if (fd < 0)
+        return TL_EINVAL;
+    if (e->sf)
+        return TL_EBUSY; /* one at a time */
+    if (count == 0) { /* to the end of the file */
+        struct stat sb;
+        if (fstat(fd, &sb) != 0)
+            return tl_translate_sys_error(errno);
+        count = sb.st_size > offset ? (size_t)(sb.st_size - offset) : 0;
+    }
+    tl__tls_sf_t *sf = tl__calloc(1, sizeof *sf);
+    if (sf == NULL)
+        return TL_ENOMEM;
+    tl_future_t *f;
+    int rc = tl_future_new(t->loop, &f);
+    if (rc) {
+        tl__free(sf);
+        return rc;
+    }
+    tl_future_ref(f); /* the engine's, until sf_finish */
+    sf->fut = f;
+    sf->fd = fd;
+    sf->off = offset;
+    sf->left = count;
+    e->sf = sf;
+    /* The first step comes from the loop (once earlier writes went);
+     * without memory for it, the sendfile fails at once. */
+    tl__tls_settle(e);
+    *out = f;
+    return 0;
 }
 
 static void shut_timeout_cb(void *ctx) {
@@ -155,6 +427,12 @@ static void shut_timeout_cb(void *ctx) {
         tl_transport_abort(e->lower);
 }
 
+static void arm_shut_timer(tls_t *e) {
+    if (!e->lower_lost && e->shutdown_timeout_ns > 0 && e->shut_timer == 0)
+        tl_loop_call_later(e->loop, e->shutdown_timeout_ns, shut_timeout_cb, e,
+                           &e->shut_timer); /* no memory: no timer */
+}
+
 static int tls_close(tl_transport_t *t) {
     tls_t *e = (tls_t *)t;
     if (e->resume_h) {
@@ -163,6 +441,22 @@ static int tls_close(tl_transport_t *t) {
     }
     if (e->lower_lost || e->lower->closing)
         return 0; /* already ending */
+    if (e->sf) {
+        /* The file goes first (as over TCP): sf_finish closes. Reading
+         * stops now; the shutdown timer covers the rest of the file. */
+        e->close_after_sf = 1;
+        tl_transport_pause_reading(e->lower);
+        arm_shut_timer(e);
+        return 0;
+    }
+    return do_close(e);
+}
+
+/* Send the queue, close_notify, and close the lower transport. */
+static int do_close(tls_t *e) {
+    tl_transport_t *t = &e->base;
+    if (e->lower_lost || e->lower->closing)
+        return 0;
     ERR_clear_error();
     if (e->wq_len)
         encrypt(e, e->wq + e->wq_off, e->wq_len, 1);
@@ -177,9 +471,7 @@ static int tls_close(tl_transport_t *t) {
     }
     t->buffered = e->lower->buffered;
     tl_transport_close(e->lower);
-    if (!e->lower_lost && e->shutdown_timeout_ns > 0)
-        tl_loop_call_later(e->loop, e->shutdown_timeout_ns, shut_timeout_cb, e,
-                           &e->shut_timer); /* no memory: no timer */
+    arm_shut_timer(e);
     return 0;
 }
 
@@ -242,7 +534,8 @@ static void tls_teardown(tl_transport_t *t) {
     /* The loop closes: the lower transport is torn down right after us
      * and its connection_lost releases the engine's reference. */
     tls_t *e = (tls_t *)t;
-    e->resume_h = e->shut_timer = 0; /* the loop dropped them */
+    e->resume_h = e->shut_timer = e->sf_h = e->idle_timer = 0; /* the loop
+                                                    dropped them */
     tl__tls_drop_queue(e);
 }
 
@@ -261,6 +554,7 @@ const tl__transport_vt_t tl__tls_vt = {
     .teardown = tls_teardown,
     .destroy = tls_destroy,
     .made = tls_made,
+    .sendfile = tls_sendfile,
 };
 
 /* ---- tl_start_tls ---------------------------------------------------------- */
