@@ -816,6 +816,9 @@ static void test_bad_arguments_and_wrong_thread(void) {
     pair_t p;
     pair_open(loop, &p, &s, &c, NULL, NULL);
     CU_ASSERT_EQUAL(tl_transport_write(p.ct, NULL, 1), TL_EINVAL);
+    CU_ASSERT_EQUAL(tl_transport_write(p.ct, NULL, 0), 0);
+    CU_ASSERT_EQUAL(tl_transport_write(p.ct, "x", 0), 0);
+    CU_ASSERT_EQUAL(tl_transport_get_write_buffer_size(p.ct), 0);
     CU_ASSERT_EQUAL(tl_transport_writev(p.ct, NULL, 1), TL_EINVAL);
     tl_iovec_t bad = {NULL, 3};
     CU_ASSERT_EQUAL(tl_transport_writev(p.ct, &bad, 1), TL_EINVAL);

@@ -276,9 +276,166 @@ static void test_sendfile_four_mib(void) {
     rec_free(&c);
 }
 
+/* ---- the one-buffer write path ------------------------------------------ */
+
+/* Byte k of the test stream. */
+static unsigned char pattern(size_t k) { return (unsigned char)(k % 251); }
+
+/* Small writes, without the loop running, until the kernel's socket
+ * buffer is full (tl_transport_write's direct send then gets a would-block
+ * or a short write and queues the rest) and on behind the queue; the peer
+ * then reads every byte, in order. */
+static void test_small_writes_past_a_full_socket_keep_order(void) {
+    tl_loop_t *loop = tl_test_loop();
+    tl_sockaddr_t a;
+    int lfd = raw_listener("127.0.0.1", &a);
+    CU_ASSERT_FATAL(lfd >= 0);
+    rec_t c = {0};
+    tl_transport_t *t = NULL;
+    CU_ASSERT_EQUAL_FATAL(dial(loop, &a, &rec_proto, &c, &t), 0);
+    int peer = accept(lfd, NULL, NULL);
+    CU_ASSERT_FATAL(peer >= 0);
+    CU_ASSERT_TRUE(run_until(loop, &c.made));
+    small_kernel_buffers(t);
+    unsigned char chunk[100];
+    size_t total = 0;
+    int behind = 0;
+    while (behind < 50 && total < (64u << 20)) {
+        for (size_t i = 0; i < sizeof chunk; i++)
+            chunk[i] = pattern(total + i);
+        CU_ASSERT_EQUAL_FATAL(tl_transport_write(t, chunk, sizeof chunk), 0);
+        total += sizeof chunk;
+        if (tl_transport_get_write_buffer_size(t) > 0)
+            behind++;
+    }
+    CU_ASSERT_EQUAL(behind, 50);
+    fcntl(peer, F_SETFL, fcntl(peer, F_GETFL) | O_NONBLOCK);
+    static unsigned char in[65536];
+    size_t got = 0, bad = 0;
+    uint64_t end = tl_now_ns() + 5000000000ull;
+    while (got < total && tl_now_ns() < end) {
+        ssize_t n = read(peer, in, sizeof in);
+        if (n > 0) {
+            for (ssize_t i = 0; i < n; i++)
+                bad += in[i] != pattern(got + (size_t)i);
+            got += (size_t)n;
+        } else {
+            tl_loop_run_once(loop, 1000000);
+        }
+    }
+    CU_ASSERT_EQUAL(got, total);
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_EQUAL(tl_transport_get_write_buffer_size(t), 0);
+    /* The queue drained: the next write goes straight out again. */
+    CU_ASSERT_EQUAL(tl_transport_write(t, "z", 1), 0);
+    CU_ASSERT_EQUAL(tl_transport_get_write_buffer_size(t), 0);
+    CU_ASSERT_EQUAL(tl_transport_close(t), 0);
+    CU_ASSERT_TRUE(run_until(loop, &c.lost));
+    CU_ASSERT_EQUAL(c.lost_error, 0);
+    close(peer);
+    close(lfd);
+    tl_test_loop_free(loop);
+    rec_free(&c);
+}
+
+/* The socket's buffer is full (filled behind the transport's back) while
+ * the transport holds nothing: the direct send would block, so the whole
+ * write is queued and goes once the peer reads. */
+static void test_write_to_a_full_socket_is_queued_whole(void) {
+    tl_loop_t *loop = tl_test_loop();
+    tl_sockaddr_t a;
+    int lfd = raw_listener("127.0.0.1", &a);
+    CU_ASSERT_FATAL(lfd >= 0);
+    rec_t c = {0};
+    tl_transport_t *t = NULL;
+    CU_ASSERT_EQUAL_FATAL(dial(loop, &a, &rec_proto, &c, &t), 0);
+    int peer = accept(lfd, NULL, NULL);
+    CU_ASSERT_FATAL(peer >= 0);
+    CU_ASSERT_TRUE(run_until(loop, &c.made));
+    small_kernel_buffers(t);
+    tl_fd_t fd;
+    CU_ASSERT_EQUAL_FATAL(tl_transport_get_fileno(t, &fd), 0);
+    static unsigned char fill[4096];
+    memset(fill, 'f', sizeof fill);
+    size_t filled = 0;
+    for (;;) { /* the descriptor is non-blocking: until EAGAIN */
+        ssize_t n = send(fd, fill, sizeof fill, MSG_NOSIGNAL);
+        if (n <= 0)
+            break;
+        filled += (size_t)n;
+    }
+    CU_ASSERT_TRUE(filled > 0);
+    CU_ASSERT_EQUAL(tl_transport_write(t, "0123456789", 10), 0);
+    CU_ASSERT_EQUAL(tl_transport_get_write_buffer_size(t), 10);
+    CU_ASSERT_EQUAL(tl_transport_write(t, "abc", 3), 0); /* behind it */
+    CU_ASSERT_EQUAL(tl_transport_get_write_buffer_size(t), 13);
+    fcntl(peer, F_SETFL, fcntl(peer, F_GETFL) | O_NONBLOCK);
+    static unsigned char in[65536];
+    unsigned char tail[13];
+    size_t got = 0, want = filled + 13;
+    uint64_t end = tl_now_ns() + 5000000000ull;
+    while (got < want && tl_now_ns() < end) {
+        ssize_t n = read(peer, in, sizeof in);
+        if (n > 0) {
+            for (ssize_t i = 0; i < n; i++)
+                if (got + (size_t)i >= filled)
+                    tail[got + (size_t)i - filled] = in[i];
+            got += (size_t)n;
+        } else {
+            tl_loop_run_once(loop, 1000000);
+        }
+    }
+    CU_ASSERT_EQUAL(got, want);
+    CU_ASSERT_EQUAL(memcmp(tail, "0123456789abc", 13), 0);
+    run_some(loop, 2);
+    CU_ASSERT_EQUAL(tl_transport_get_write_buffer_size(t), 0);
+    CU_ASSERT_EQUAL(tl_transport_close(t), 0);
+    CU_ASSERT_TRUE(run_until(loop, &c.lost));
+    close(peer);
+    close(lfd);
+    tl_test_loop_free(loop);
+    rec_free(&c);
+}
+
+/* A write with nothing queued to a peer that reset the connection fails
+ * inside the direct send: the transport is lost with the error, and later
+ * writes are refused. */
+static void test_write_to_a_reset_peer_ends_the_transport(void) {
+    tl_loop_t *loop = tl_test_loop();
+    tl_sockaddr_t a;
+    int lfd = raw_listener("127.0.0.1", &a);
+    CU_ASSERT_FATAL(lfd >= 0);
+    rec_t c = {0};
+    tl_transport_t *t = NULL;
+    CU_ASSERT_EQUAL_FATAL(dial(loop, &a, &rec_proto, &c, &t), 0);
+    int peer = accept(lfd, NULL, NULL);
+    CU_ASSERT_FATAL(peer >= 0);
+    CU_ASSERT_TRUE(run_until(loop, &c.made));
+    CU_ASSERT_EQUAL(tl_transport_pause_reading(t), 0); /* hear it by writing */
+    struct linger l = {1, 0};
+    setsockopt(peer, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    close(peer); /* RST */
+    usleep(2000); /* the RST crosses loopback */
+    int rc = 0;
+    for (int i = 0; i < 100 && rc == 0 && !tl_transport_is_closing(t); i++)
+        rc = tl_transport_write(t, "x", 1);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_EQUAL(tl_transport_is_closing(t), 1);
+    CU_ASSERT_EQUAL(tl_transport_write(t, "x", 1), TL_ECLOSED);
+    CU_ASSERT_TRUE(run_until(loop, &c.lost));
+    CU_ASSERT_TRUE(c.lost_error == TL_ECONNRESET || c.lost_error == TL_EPIPE);
+    CU_ASSERT_EQUAL(c.lost, 1);
+    close(lfd);
+    tl_test_loop_free(loop);
+    rec_free(&c);
+}
+
 TL_TEST_SUITE(transport_kernel,
               TL_TEST(test_peer_reset_mid_write),
               TL_TEST(test_peer_never_reads_memory_stays_bounded),
               TL_TEST(test_concurrent_connections_echo),
               TL_TEST(test_ipv6_and_ipv4_echo),
-              TL_TEST(test_sendfile_four_mib));
+              TL_TEST(test_sendfile_four_mib),
+              TL_TEST(test_small_writes_past_a_full_socket_keep_order),
+              TL_TEST(test_write_to_a_full_socket_is_queued_whole),
+              TL_TEST(test_write_to_a_reset_peer_ends_the_transport));

@@ -25,8 +25,17 @@
 #endif
 
 /* A cheap identity for the calling thread: the address of a thread-local
- * byte. Distinct for threads alive at the same time. */
+ * byte. Distinct for threads alive at the same time. The initial-exec
+ * model makes it one load off the thread pointer: in -fPIC code the
+ * default model calls __tls_get_addr, and every loop/transport entry point
+ * checks the thread (one byte fits the static TLS surplus glibc keeps for
+ * libraries that are dlopen'ed, as a language binding's is). */
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(_WIN32)
+extern TL__THREAD_LOCAL char tl__thread_marker
+    __attribute__((tls_model("initial-exec")));
+#else
 extern TL__THREAD_LOCAL char tl__thread_marker;
+#endif
 static inline uintptr_t tl__thread_self(void) {
     return (uintptr_t)&tl__thread_marker;
 }

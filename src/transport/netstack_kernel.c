@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "../core/alloc.h"
+#include "../core/platform.h"
 #include "netstack_kernel_int.h"
 
 /* Full buffers read per readiness event (see above). */
@@ -67,13 +68,14 @@ static tl_ns_buf_t *lend(tl_ns_sock_t *s, tl__kbuf_t *b, size_t n,
 }
 
 static void k_release(tl_ns_sock_t *s, tl_ns_buf_t *buf) {
-    if (s == NULL || buf == NULL || buf->priv[0] == NULL)
+    tl__kbuf_t *b;
+    if (TL__UNLIKELY(s == NULL || buf == NULL || (b = buf->priv[0]) == NULL))
         return;
-    tl__kbuf_t *b = buf->priv[0];
     buf->priv[0] = NULL; /* a second release is harmless */
     buf_put(s->st, b);
     s->lent--;
-    tl__ksock_maybe_free(s);
+    if (TL__UNLIKELY(s->closed))
+        tl__ksock_maybe_free(s);
 }
 
 /* ---- sockets ---------------------------------------------------------- */
@@ -204,47 +206,82 @@ void tl__ksock_fail(tl_ns_sock_t *s, int err) {
 static int deliver(tl_ns_sock_t *s, tl__kbuf_t *b, size_t n,
                    const tl_sockaddr_t *from) {
     tl_ns_buf_t *nb = lend(s, b, n, from);
-    if (s->h.recv == NULL) {
+    if (TL__UNLIKELY(s->h.recv == NULL)) {
         k_release(s, nb);
         return 0;
     }
     tl__ksock_enter(s);
     s->h.recv(s->ctx, nb, 0);
-    if (tl__ksock_leave(s))
+    if (TL__UNLIKELY(tl__ksock_leave(s)))
         return 1;
     return !s->reading || s->dead || s->eof;
 }
 
+/* A stream read returned n <= 0 into b (errno set when n < 0): 1 to stop
+ * (EOF, an error, drained), 0 to read again (EINTR). */
+static TL__COLD int read_end(tl_ns_sock_t *s, tl__kbuf_t *b, ssize_t n) {
+    int e = n < 0 ? errno : 0;
+    buf_put(s->st, b);
+    if (n < 0) {
+        if (e == EINTR)
+            return 0;
+        if (e != EAGAIN && e != EWOULDBLOCK)
+            tl__ksock_fail(s, tl_translate_sys_error(e));
+        return 1;
+    }
+    s->eof = 1;
+    tl__ksock_update_watch(s);
+    if (s->h.recv) {
+        tl__ksock_enter(s);
+        s->h.recv(s->ctx, NULL, TL_EOF);
+        tl__ksock_leave(s);
+    }
+    return 1;
+}
+
+static TL__COLD tl__kbuf_t *buf_alloc(tl_ns_sock_t *s) {
+    tl__kbuf_t *b = tl__malloc(sizeof(*b));
+    if (b == NULL)
+        tl__ksock_fail(s, TL_ENOMEM);
+    return b;
+}
+
 static void read_stream(tl_ns_sock_t *s) {
+    tl__kstate_t *st = s->st;
     for (int i = 0; i < READS_PER_EVENT; i++) {
-        tl__kbuf_t *b = buf_get(s->st);
-        if (b == NULL) {
-            tl__ksock_fail(s, TL_ENOMEM);
+        tl__kbuf_t *b = st->free;
+        if (TL__LIKELY(b != NULL)) {
+            st->free = b->next;
+            st->nfree--;
+        } else if ((b = buf_alloc(s)) == NULL) {
             return;
         }
-        ssize_t n;
-        do
-            n = read(s->fd, b->data, TL__KBUF_SIZE);
-        while (n < 0 && errno == EINTR);
-        if (n < 0) {
-            int e = errno;
-            buf_put(s->st, b);
-            if (e != EAGAIN && e != EWOULDBLOCK)
-                tl__ksock_fail(s, tl_translate_sys_error(e));
+        ssize_t n = read(s->fd, b->data, TL__KBUF_SIZE);
+        if (TL__UNLIKELY(n <= 0)) {
+            if (read_end(s, b, n))
+                return;
+            continue; /* EINTR: once more (the loop bound is loose) */
+        }
+        /* deliver(), inline: the hot path of every stream read. */
+        b->nb.data = b->data;
+        b->nb.len = (size_t)n;
+        b->nb.from = NULL;
+        b->nb.priv[0] = b;
+        s->lent++;
+        if (TL__UNLIKELY(s->h.recv == NULL)) {
+            k_release(s, &b->nb); /* nobody listens: dropped */
+            if ((size_t)n < TL__KBUF_SIZE)
+                return;
+            continue;
+        }
+        tl__ksock_enter(s);
+        s->h.recv(s->ctx, &b->nb, 0);
+        s->busy--;
+        if (TL__UNLIKELY(s->closed)) {
+            tl__ksock_maybe_free(s);
             return;
         }
-        if (n == 0) {
-            buf_put(s->st, b);
-            s->eof = 1;
-            tl__ksock_update_watch(s);
-            if (s->h.recv) {
-                tl__ksock_enter(s);
-                s->h.recv(s->ctx, NULL, TL_EOF);
-                tl__ksock_leave(s);
-            }
-            return;
-        }
-        if (deliver(s, b, (size_t)n, NULL) || (size_t)n < TL__KBUF_SIZE)
+        if ((size_t)n < TL__KBUF_SIZE || !s->reading || s->dead || s->eof)
             return;
     }
 }
@@ -305,8 +342,18 @@ static void read_dgram(tl_ns_sock_t *s) {
     }
 }
 
+static TL__COLD void on_readable_other(tl_ns_sock_t *s);
+
 void tl__ksock_on_readable(void *ctx) {
     tl_ns_sock_t *s = ctx;
+    if (TL__LIKELY(s->kind == TL_NS_STREAM && s->reading)) {
+        read_stream(s);
+        return;
+    }
+    on_readable_other(s);
+}
+
+static void on_readable_other(tl_ns_sock_t *s) {
     if (!s->reading && (s->kind == TL_NS_STREAM || s->kind == TL_NS_DGRAM ||
                         s->kind == TL_NS_PIPE_READ)) {
         tl__ksock_update_watch(s); /* a lazy read_stop: drop the watch now */

@@ -113,6 +113,12 @@ int tl__kaddr(const tl_sockaddr_t *a, int *family, unsigned *len);
 /* netstack_kernel_send.c */
 int64_t tl__ks_try_send(tl_ns_sock_t *s, const tl_iovec_t *iov, size_t n,
                         const tl_sockaddr_t *to);
+/* try_send of one buffer, len > 0, no address: what a stream transport
+ * over this stack calls directly (not through the ops table) for a write
+ * with nothing queued. The common case (a connected stream socket with
+ * nothing queued that takes it all) is one send(2) after one state test;
+ * the rest is tl__ks_try_send's. */
+int64_t tl__ks_send1(tl_ns_sock_t *s, const void *data, size_t len);
 int tl__ks_send(tl_ns_sock_t *s, tl_ns_send_t *req);
 int tl__ks_sendfile(tl_ns_sock_t *s, tl_fd_t fd, int64_t offset,
                     size_t count, tl_ns_send_t *req, size_t *sent);

@@ -2,7 +2,9 @@
  * The kernel netstack's sending side: try_send, the send queue, sendfile
  * and shutdown_write.
  *
- * The echo hot path is try_send: one sendmsg, no queue, no watcher change.
+ * The echo hot path is try_send: one send(2), no queue, no watcher change;
+ * a stream transport reaches it as tl__ks_send1 (one buffer, one state
+ * test, then the syscall).
  * send() is the slow path (the transport calls it for what try_send left);
  * when nothing is queued and the last write was not short it still tries
  * one write at once, so a caller that sends without try_send loses no loop
@@ -28,6 +30,7 @@
 #include <unistd.h>
 
 #include "../core/alloc.h"
+#include "../core/platform.h"
 #include "netstack_kernel_int.h"
 
 /* iovecs per write (and the most a datagram may have). */
@@ -292,6 +295,39 @@ int64_t tl__ks_try_send(tl_ns_sock_t *s, const tl_iovec_t *iov, size_t n,
     }
     s->wfull = !dgram && (size_t)w < total;
     return w;
+}
+
+/* tl__ks_send1's other outcomes: w from its send(2) (with errno). */
+static TL__COLD int64_t send1_short(tl_ns_sock_t *s, const void *data,
+                                    size_t len, ssize_t w) {
+    if (w >= 0) {
+        s->wfull = 1; /* (size_t)w < len */
+        return w;
+    }
+    int e = w == -2 ? EINTR : errno;
+    if (e == EINTR) { /* (or not tried: w -2) */
+        tl_iovec_t iov = {data, len};
+        return tl__ks_try_send(s, &iov, 1, NULL); /* retries */
+    }
+    if (!would_block(-e))
+        return tl_translate_sys_error(e);
+    s->wfull = 1;
+    return 0;
+}
+
+int64_t tl__ks_send1(tl_ns_sock_t *s, const void *data, size_t len) {
+    /* try_send's checks, for the one case that matters: a live, connected
+     * stream socket with nothing queued and no short write pending (so
+     * wfull needs no update when all of it goes). */
+    if (TL__LIKELY(s->kind == TL_NS_STREAM && s->is_socket && !s->closed &&
+                   !s->dead && !s->shut_req && !s->connecting && !s->wfull &&
+                   s->qhead == NULL)) {
+        ssize_t w = send(s->fd, data, len, MSG_NOSIGNAL);
+        if (TL__LIKELY(w == (ssize_t)len))
+            return w;
+        return send1_short(s, data, len, w);
+    }
+    return send1_short(s, data, len, -2); /* not the common case */
 }
 
 static void flush_cb(void *ctx) {

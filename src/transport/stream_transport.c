@@ -5,7 +5,10 @@
  *
  * Writing. With nothing queued, a write goes straight to try_send (one
  * syscall on the kernel stack, no allocation); only what it did not take is
- * queued. The queue is FIFO and at most one request of it is in the stack
+ * queued. tl_transport_write of one buffer comes in through t->write1
+ * (st_write1), which over the kernel stack calls its one-buffer send
+ * directly (tl__ks_send1: no iovec, no ops table, no register spills on
+ * the way), the echo hot path; other stacks get try_send as before. The queue is FIFO and at most one request of it is in the stack
  * at a time (try_send may not run while a send is pending, and one request
  * in flight lets later small writes coalesce into the tail request, which
  * is still ours, instead of costing one request each). A copy request owns
@@ -17,7 +20,8 @@
  *
  * Reading starts once connection_made ran (vt->made) and stops while the
  * user pauses it. A received buffer goes to the protocol and back to the
- * stack at once. EOF follows asyncio: eof_received returning 0 (or no
+ * stack at once (on_recv: a plain protocol's data_received is called
+ * inline, everything else goes through on_recv_slow). EOF follows asyncio: eof_received returning 0 (or no
  * eof_received) closes, nonzero stops reading and leaves the transport
  * half-open.
  *
@@ -35,6 +39,7 @@
 
 #include "../core/alloc.h"
 #include "../core/platform.h"
+#include "netstack_kernel_int.h"
 #include "stream_transport.h"
 
 enum { W_COPY, W_TAKE, W_FILE };
@@ -70,6 +75,7 @@ typedef struct stream {
     unsigned close_pending : 1; /* close: waiting for the queue */
     unsigned shut_pending : 1;  /* write_eof: waiting for the queue */
     unsigned dead : 1;          /* the socket is closed or closing */
+    unsigned kfast : 1; /* ops is the kernel stack: direct one-buffer send */
 } stream_t;
 
 static void on_sent(tl_ns_send_t *req, int status);
@@ -333,28 +339,21 @@ static int enqueue(stream_t *s, const tl_iovec_t *iov, size_t n, size_t total,
     return 0;
 }
 
-static int st_write(tl_transport_t *t, const tl_iovec_t *iov, size_t n,
-                    void *take, tl_destructor_t take_free) {
-    stream_t *s = (stream_t *)t;
-    size_t total = 0, sent = 0;
-    for (size_t i = 0; i < n; i++)
-        total += iov[i].len;
-    if (TL__LIKELY(s->head == NULL) && s->ops->try_send) {
-        int64_t r = s->ops->try_send(s->sock, iov, n, NULL);
-        if (TL__UNLIKELY(r < 0 && r != TL_EAGAIN)) {
-            if (take_free)
-                take_free(take);
-            fatal(s, (int)r);
-            return 0;
-        }
-        if (r > 0)
-            sent = (size_t)r;
-        if (TL__LIKELY(sent == total)) {
-            if (take_free)
-                take_free(take);
-            return 0;
-        }
+/* What follows a try_send that did not take the whole write (r: its
+ * result; 0 when none was tried): fail on an error, else queue the rest. */
+static int write_rest(stream_t *s, const tl_iovec_t *iov, size_t n,
+                      size_t total, int64_t r, void *take,
+                      tl_destructor_t take_free) {
+    tl_transport_t *t = &s->base;
+    size_t sent = 0;
+    if (TL__UNLIKELY(r < 0 && r != TL_EAGAIN)) {
+        if (take_free)
+            take_free(take);
+        fatal(s, (int)r);
+        return 0;
     }
+    if (r > 0)
+        sent = (size_t)r;
     int rc = enqueue(s, iov, n, total, sent, take, take_free);
     if (rc) {
         if (take_free)
@@ -369,6 +368,51 @@ static int st_write(tl_transport_t *t, const tl_iovec_t *iov, size_t n,
         submit(s);
     tl__transport_buffer_changed(t);
     return 0;
+}
+
+static int st_write(tl_transport_t *t, const tl_iovec_t *iov, size_t n,
+                    void *take, tl_destructor_t take_free) {
+    stream_t *s = (stream_t *)t;
+    size_t total = 0;
+    int64_t r = 0;
+    for (size_t i = 0; i < n; i++)
+        total += iov[i].len;
+    if (TL__LIKELY(s->head == NULL) && s->ops->try_send) {
+        r = s->ops->try_send(s->sock, iov, n, NULL);
+        if (TL__LIKELY(r >= 0 && (size_t)r == total)) {
+            if (take_free)
+                take_free(take);
+            return 0;
+        }
+    }
+    return write_rest(s, iov, n, total, r, take, take_free);
+}
+
+static TL__COLD int write1_rest(stream_t *s, const void *data, size_t len,
+                                int64_t r) {
+    tl_iovec_t iov = {data, len};
+    return write_rest(s, &iov, 1, len, r, NULL, NULL);
+}
+
+static TL__COLD int write1_slow(tl_transport_t *t, const void *data,
+                                size_t len) {
+    tl_iovec_t iov = {data, len};
+    return st_write(t, &iov, 1, NULL, NULL);
+}
+
+/* t->write1: tl_transport_write of one buffer. Over the kernel stack with
+ * nothing queued it is a direct call of the stack's one-buffer send (no
+ * iovec, no ops table); s->sock is set, since a transport whose socket is
+ * gone is closing and the public checks stop the write before this. */
+static int st_write1(tl_transport_t *t, const void *data, size_t len) {
+    stream_t *s = (stream_t *)t;
+    if (TL__LIKELY(s->kfast && s->head == NULL)) {
+        int64_t r = tl__ks_send1(s->sock, data, len);
+        if (TL__LIKELY(r == (int64_t)len))
+            return 0;
+        return write1_rest(s, data, len, r);
+    }
+    return write1_slow(t, data, len);
 }
 
 static int st_write_eof(tl_transport_t *t) {
@@ -470,13 +514,12 @@ static int st_sendfile(tl_transport_t *t, tl_fd_t fd, int64_t offset,
 
 /* ---- reading ------------------------------------------------------------ */
 
-static void on_recv(void *ctx, tl_ns_buf_t *buf, int status) {
-    stream_t *s = ctx;
+static TL__COLD void on_recv_slow(stream_t *s, tl_ns_buf_t *buf, int status) {
     tl_transport_t *t = &s->base;
-    if (TL__LIKELY(buf != NULL)) {
+    if (buf != NULL) {
         tl_ns_sock_t *sock = s->sock;
         int rc = 0;
-        if (TL__LIKELY(!t->closing))
+        if (!t->closing)
             rc = tl__transport_data(t, buf->data, buf->len);
         /* The socket may be closed now: the stack allows a late release. */
         s->ops->release(sock, buf);
@@ -514,6 +557,25 @@ static void on_recv(void *ctx, tl_ns_buf_t *buf, int status) {
     s->close_pending = 1;
     if (s->head == NULL && !s->inflight)
         finish_close(s);
+}
+
+/* The hot path: data for a plain protocol (tl__transport_data's first
+ * case, inline), and the buffer straight back to the stack. The transport
+ * outlives the call (connection_lost, which drops the loop's reference,
+ * only runs from the loop), so s is still good after data_received. */
+static void on_recv(void *ctx, tl_ns_buf_t *buf, int status) {
+    stream_t *s = ctx;
+    tl_transport_t *t = &s->base;
+    if (TL__LIKELY(buf != NULL && !t->closing &&
+                   t->proto.get_buffer == NULL &&
+                   t->proto.data_received != NULL)) {
+        tl_ns_sock_t *sock = s->sock;
+        t->proto.data_received(t, buf->data, buf->len, t->proto_ctx);
+        /* The socket may be closed now: the stack allows a late release. */
+        s->ops->release(sock, buf);
+        return;
+    }
+    on_recv_slow(s, buf, status);
 }
 
 static const tl_ns_handler_t stream_handler = {
@@ -645,6 +707,9 @@ int tl__stream_alloc(tl_loop_t *loop, const tl_netstack_ops_t *ops,
     }
     s->ops = ops;
     s->flavour = flavour;
+    s->kfast = ops == tl_netstack_kernel();
+    if (vts[flavour]->write)
+        s->base.write1 = st_write1;
     *out = &s->base;
     return 0;
 }

@@ -346,7 +346,10 @@ static inline int write_state(const tl_transport_t *t) {
     return 0;
 }
 
-int tl_transport_write(tl_transport_t *t, const void *data, size_t len) {
+/* Every case of tl_transport_write but the fast one (kept out of line so
+ * the fast path saves no registers). */
+static TL__COLD int write_slow(tl_transport_t *t, const void *data,
+                               size_t len) {
     int rc = tl__transport_check(t);
     if (TL__UNLIKELY(rc))
         return rc;
@@ -356,8 +359,21 @@ int tl_transport_write(tl_transport_t *t, const void *data, size_t len) {
         return rc;
     if (len == 0)
         return 0;
+    if (t->write1)
+        return t->write1(t, data, len);
     tl_iovec_t iov = {data, len};
     return t->vt->write(t, &iov, 1, NULL, NULL);
+}
+
+/* The hot path of a protocol (an echo's data_received): every check of
+ * write_slow passes, so straight to the kind's one-buffer write (a tail
+ * call). */
+int tl_transport_write(tl_transport_t *t, const void *data, size_t len) {
+    if (TL__LIKELY(t != NULL && t->write1 != NULL && data != NULL &&
+                   len != 0 && !t->closing && !t->eof_written &&
+                   t->loop->owner == tl__thread_self()))
+        return t->write1(t, data, len);
+    return write_slow(t, data, len);
 }
 
 int tl_transport_writev(tl_transport_t *t, const tl_iovec_t *iov, size_t n) {

@@ -48,6 +48,12 @@ typedef struct tl__transport_vt {
 
 struct tl_transport {
     const tl__transport_vt_t *vt;
+    /* Optional, set by the kind after tl__transport_init (NULL: none): the
+     * fast path of tl_transport_write, one buffer of len > 0, no take.
+     * Called only once the public checks passed (the thread, not closing,
+     * no write_eof); same contract as vt->write(t, {data, len}, 1, NULL,
+     * NULL). Not a vt member, so the write costs one load less. */
+    int (*write1)(tl_transport_t *t, const void *data, size_t len);
     tl_loop_t *loop;
     tl_protocol_t proto; /* a full-size copy of the caller's table */
     void *proto_ctx;
