@@ -619,17 +619,9 @@ static void hs_timeout_cb(void *ctx) {
 /* ---- lifetime ------------------------------------------------------------- */
 
 /* Free an engine that never became a transport (or whose transport init
- * was undone). */
+ * was undone): what a transport's destroy releases, then the engine. */
 static void engine_free(tls_t *e) {
-    cancel_all(e);
-    SSL_free(e->ssl);
-    tl_transport_unref(e->lower);
-    tl_tls_context_unref(e->ctx);
-    tl__free(e->kept);
-    tl__free(e->rbuf);
-    tl__free(e->wq);
-    tl__free(e->obuf);
-    tl__tls_sf_free(e);
+    tl__tls_destroy(e);
     tl__free(e);
 }
 
